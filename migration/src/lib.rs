@@ -1,0 +1,15 @@
+//! Schema migrations. One file per migration; a released migration is never edited,
+//! changes come as new files appended to [`Migrator::migrations`].
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_core;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_core::Migration)]
+    }
+}

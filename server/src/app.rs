@@ -1,0 +1,312 @@
+//! Builds the application: state, schema and the axum router. `main.rs` and the
+//! end-to-end tests both start servers through [`start`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchRequest, BatchResponse, Request, Response};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{self, Actor};
+use crate::authz::Authz;
+use crate::config::{DatabaseArgs, Limits};
+use crate::error::AppError;
+use crate::graphql::loaders::Loaders;
+use crate::graphql::schema::{self, AppSchema};
+use crate::metrics::{Metrics, OutcomeLabel};
+use crate::services::Services;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub schema: AppSchema,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+}
+
+/// Connects to the database and applies pending migrations.
+pub async fn open_database(
+    args: &DatabaseArgs,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<DatabaseConnection> {
+    let db = crate::db::connect(args, metrics).await?;
+    crate::db::migrate(&db).await?;
+    Ok(db)
+}
+
+pub async fn state(
+    db: DatabaseConnection,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+) -> anyhow::Result<AppState> {
+    let authz = Authz::load().await?;
+    let services = Services { db, authz };
+    let schema = schema::build(&limits).data(services.clone()).finish();
+    Ok(AppState {
+        services,
+        schema,
+        metrics,
+        limits,
+    })
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", post(graphql))
+        .route("/graphiql", get(graphiql))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A server listening on a real socket.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens and migrates the database, binds `listen` and serves until the process ends.
+pub async fn start(
+    db_args: &DatabaseArgs,
+    limits: Limits,
+    listen: SocketAddr,
+) -> anyhow::Result<RunningServer> {
+    let metrics = Metrics::new();
+    let db = open_database(db_args, &metrics).await?;
+    let state = state(db, metrics, limits).await?;
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    Ok(RunningServer { addr, state, task })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+fn error_body(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> axum::response::Response {
+    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let (scheme, token) = value.split_once(' ').ok_or(())?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(());
+    }
+    Ok(Some(token.trim()))
+}
+
+/// Errors raised by async-graphql itself (parse errors, unknown fields, wrong argument
+/// types, depth and complexity limits) carry no code; they are the client's to fix.
+fn ensure_codes(response: &mut Response) {
+    for error in &mut response.errors {
+        let ext = error.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", "VALIDATION");
+        }
+    }
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let response = execute(&state, &headers, body).await;
+    let outcome = if response.status().is_success() {
+        "ok"
+    } else {
+        "rejected"
+    };
+    state
+        .metrics
+        .graphql_requests
+        .get_or_create(&OutcomeLabel { outcome })
+        .inc();
+    state
+        .metrics
+        .graphql_seconds
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> axum::response::Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(BytesRejection::FailedToBufferBody(_)) => {
+            return error_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "VALIDATION",
+                format!(
+                    "request body exceeds the limit of {} bytes",
+                    state.limits.max_body_bytes
+                ),
+            );
+        }
+        Err(_) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                "could not read the request body",
+            );
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(_) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                "the body must be a JSON GraphQL request {\"query\": ..., \"variables\": ...} or a non-empty array of them",
+            );
+        }
+    };
+    let (requests, was_batch) = match batch {
+        BatchRequest::Single(r) => (vec![r], false),
+        BatchRequest::Batch(rs) if rs.len() > state.limits.max_batch => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                format!(
+                    "a batch may hold at most {} operations, got {}",
+                    state.limits.max_batch,
+                    rs.len()
+                ),
+            );
+        }
+        BatchRequest::Batch(rs) => (rs, true),
+    };
+
+    let actor: Option<Actor> = match bearer(headers) {
+        Err(()) => {
+            return error_body(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "use `Authorization: Bearer <token>`",
+            );
+        }
+        Ok(None) => None,
+        Ok(Some(token)) => match auth::authenticate(&state.services.db, token).await {
+            Ok(actor) => Some(actor),
+            Err(AppError::Unauthenticated) => {
+                return error_body(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHENTICATED",
+                    "the token is invalid, expired or revoked; log in again",
+                );
+            }
+            Err(err) => {
+                tracing::error!(error = ?err, "token lookup failed");
+                return error_body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "internal error",
+                );
+            }
+        },
+    };
+
+    let prepared: Vec<Request> = requests
+        .into_iter()
+        .map(|r| {
+            let r = r.data(Loaders::new(&state.services.db));
+            match &actor {
+                Some(a) => r.data(a.clone()),
+                // Anonymous callers may log in, nothing else; not even read the schema.
+                None => r.disable_introspection(),
+            }
+        })
+        .collect();
+    let mut responses = Vec::with_capacity(prepared.len());
+    for request in prepared {
+        let mut response = state.schema.execute(request).await;
+        ensure_codes(&mut response);
+        responses.push(response);
+    }
+    let out = if was_batch {
+        BatchResponse::Batch(responses)
+    } else {
+        match responses.pop() {
+            Some(r) => BatchResponse::Single(r),
+            None => BatchResponse::Batch(Vec::new()),
+        }
+    };
+    Json(out).into_response()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("Accord GraphiQL")
+            .finish(),
+    )
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.services.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,58 @@
+//! Typed settings, from CLI flags or `ACCORD_*` / `DATABASE_URL` environment variables.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://accord.db?mode=rwc";
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://FILE?mode=rwc` (default `./accord.db`) or `postgres://...`.
+    #[arg(long = "database-url", env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub url: String,
+    /// Connection pool size.
+    #[arg(long, env = "ACCORD_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "ACCORD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Request limits. Defaults suit interactive clients and dashboards.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest accepted HTTP request body, in bytes.
+    #[arg(long, env = "ACCORD_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most operations accepted in one batched request.
+    #[arg(long, env = "ACCORD_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+    /// Deepest accepted query nesting.
+    #[arg(long, env = "ACCORD_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+    /// Largest accepted query complexity (fields, multiplied by page sizes).
+    #[arg(long, env = "ACCORD_MAX_COMPLEXITY", default_value_t = 20_000)]
+    pub max_complexity: usize,
+    /// Lifetime of a login session token, in hours.
+    #[arg(long, env = "ACCORD_SESSION_HOURS", default_value_t = 24 * 7)]
+    pub session_hours: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 256 * 1024,
+            max_batch: 10,
+            max_depth: 12,
+            max_complexity: 20_000,
+            session_hours: 24 * 7,
+        }
+    }
+}

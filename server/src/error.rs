@@ -1,0 +1,112 @@
+//! One error type for the whole server. Each variant knows its client-facing code;
+//! internal details are logged here and never sent.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, SqlErr};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Input rejected; `field` names the input path the client should fix.
+    #[error("{message}")]
+    Validation { field: String, message: String },
+    /// Missing, or not visible to the caller (the two are indistinguishable on purpose).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Stale version or a state that forbids the change.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Anything the client cannot act on. The payload is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(err.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Validation { .. } => "VALIDATION",
+            AppError::NotFound(_) => "NOT_FOUND",
+            AppError::Conflict(_) => "CONFLICT",
+            AppError::Forbidden(_) => "FORBIDDEN",
+            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn stale_version(entity: &str) -> Self {
+        AppError::Conflict(format!(
+            "{entity} was changed by someone else; reload it and apply your change to the current version"
+        ))
+    }
+}
+
+/// Unique constraints the client can trip over, mapped to the input field at fault.
+/// Both SQLite ("UNIQUE constraint failed: users.email") and PostgreSQL (constraint
+/// names) messages mention the table and column, so a substring match covers both.
+const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
+    ("users", "email", "a user with this email already exists"),
+    (
+        "pipelines",
+        "name",
+        "a pipeline with this name already exists",
+    ),
+    (
+        "stages",
+        "name",
+        "stage names must be unique within a pipeline",
+    ),
+    (
+        "opportunity_contact_roles",
+        "role",
+        "this contact already has this role on the opportunity",
+    ),
+];
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
+            for (table, column, message) in UNIQUE_FIELDS {
+                if detail.contains(table) && detail.contains(column) {
+                    return AppError::validation(*column, *message);
+                }
+            }
+            return AppError::Conflict("a record with these values already exists".into());
+        }
+        AppError::Internal(err.into())
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        if let AppError::Internal(inner) = &err {
+            tracing::error!(error = ?inner, "internal error");
+        }
+        let code = err.code();
+        let field = match &err {
+            AppError::Validation { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = &field {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}

@@ -1,0 +1,322 @@
+//! DataLoaders: every relation reachable from a list is fetched in one statement per
+//! relation per request, never one per row. A fresh [`Loaders`] is made per request, so
+//! caching never outlives the request that filled it.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use accord_entities::opportunity_contact_role as role;
+use accord_entities::{
+    account, contact, note, opportunity, pipeline, stage, stage_transition, user,
+};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use sea_orm::Iterable;
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IdenStatic, ModelTrait,
+    Order, PrimaryKeyToColumn, PrimaryKeyTrait, QueryFilter, QueryOrder, QuerySelect, Value,
+};
+
+pub type LoadError = Arc<DbErr>;
+
+fn as_i64(value: Value) -> Option<i64> {
+    match value {
+        Value::BigInt(Some(v)) => Some(v),
+        Value::Int(Some(v)) => Some(i64::from(v)),
+        _ => None,
+    }
+}
+
+fn primary_column<E: EntityTrait>() -> Option<E::Column> {
+    E::PrimaryKey::iter().next().map(|pk| pk.into_column())
+}
+
+/// Rows by primary key.
+pub struct ById<E> {
+    db: DatabaseConnection,
+    entity: PhantomData<E>,
+}
+
+impl<E> Loader<i64> for ById<E>
+where
+    E: EntityTrait + Send + Sync + 'static,
+    E::Model: Clone + Send + Sync + 'static,
+    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
+{
+    type Value = E::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, E::Model>, LoadError> {
+        let Some(id) = primary_column::<E>() else {
+            return Ok(HashMap::new());
+        };
+        let rows = E::find()
+            .filter(id.is_in(keys.iter().copied()))
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|m| as_i64(m.get(id)).map(|k| (k, m)))
+            .collect())
+    }
+}
+
+/// All children of each parent, through a foreign-key column, in a fixed order.
+pub struct ByParent<E: EntityTrait> {
+    db: DatabaseConnection,
+    parent: E::Column,
+    order: E::Column,
+}
+
+impl<E> Loader<i64> for ByParent<E>
+where
+    E: EntityTrait + Send + Sync + 'static,
+    E::Model: Clone + Send + Sync + 'static,
+    E::Column: Send + Sync,
+{
+    type Value = Vec<E::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<E::Model>>, LoadError> {
+        let Some(id) = primary_column::<E>() else {
+            return Ok(HashMap::new());
+        };
+        let rows = E::find()
+            .filter(self.parent.is_in(keys.iter().copied()))
+            .order_by_asc(self.order)
+            .order_by_asc(id)
+            .all(&self.db)
+            .await?;
+        let mut grouped: HashMap<i64, Vec<E::Model>> = HashMap::new();
+        for row in rows {
+            if let Some(parent) = as_i64(row.get(self.parent)) {
+                grouped.entry(parent).or_default().push(row);
+            }
+        }
+        Ok(grouped)
+    }
+}
+
+/// The first `limit + 1` children of each parent in one statement (a window function
+/// ranks rows per parent), for nested connections: the extra row tells `hasNextPage`.
+pub struct FirstPerParent<E: EntityTrait> {
+    db: DatabaseConnection,
+    parent: E::Column,
+    order: E::Column,
+    descending: bool,
+}
+
+/// `(parent id, page size)`
+pub type PageKey = (i64, u64);
+
+impl<E> Loader<PageKey> for FirstPerParent<E>
+where
+    E: EntityTrait + Send + Sync + 'static,
+    E::Model: Clone + Send + Sync + 'static,
+    E::Column: Send + Sync,
+{
+    type Value = Vec<E::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Vec<E::Model>>, LoadError> {
+        let Some(id) = primary_column::<E>() else {
+            return Ok(HashMap::new());
+        };
+        let mut by_limit: HashMap<u64, Vec<i64>> = HashMap::new();
+        for (parent, limit) in keys {
+            by_limit.entry(*limit).or_default().push(*parent);
+        }
+        let dir = if self.descending { "DESC" } else { "ASC" };
+        let backend = self.db.get_database_backend();
+        let mut out = HashMap::new();
+        for (limit, parents) in by_limit {
+            // Column names are compile-time identifiers of the entity, never user input.
+            let rank = format!(
+                "ROW_NUMBER() OVER (PARTITION BY \"{p}\" ORDER BY \"{o}\" {dir}, \"{i}\" {dir})",
+                p = self.parent.as_str(),
+                o = self.order.as_str(),
+                i = id.as_str(),
+            );
+            let inner = Query::select()
+                .column(Asterisk)
+                .expr_as(Expr::cust(rank), Alias::new("page_rank"))
+                .from(E::default())
+                .and_where(self.parent.is_in(parents.iter().copied()))
+                .to_owned();
+            let outer = Query::select()
+                .column(Asterisk)
+                .from_subquery(inner, Alias::new("ranked"))
+                .and_where(Expr::col(Alias::new("page_rank")).lte(limit as i64 + 1))
+                .order_by(Alias::new("page_rank"), Order::Asc)
+                .to_owned();
+            let rows = E::find()
+                .from_raw_sql(backend.build(&outer))
+                .all(&self.db)
+                .await?;
+            for row in rows {
+                if let Some(parent) = as_i64(row.get(self.parent)) {
+                    out.entry((parent, limit))
+                        .or_insert_with(Vec::new)
+                        .push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Number of children per parent (`totalCount` of nested connections).
+pub struct CountPerParent<E: EntityTrait> {
+    db: DatabaseConnection,
+    parent: E::Column,
+}
+
+impl<E> Loader<i64> for CountPerParent<E>
+where
+    E: EntityTrait + Send + Sync + 'static,
+    E::Column: Send + Sync,
+{
+    type Value = i64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, i64>, LoadError> {
+        let rows: Vec<(i64, i64)> = E::find()
+            .select_only()
+            .column(self.parent)
+            .column_as(Expr::col(Asterisk).count(), "n")
+            .filter(self.parent.is_in(keys.iter().copied()))
+            .group_by(self.parent)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+}
+
+type Dl<L> = DataLoader<L, HashMapCache>;
+
+fn dl<L, K>(loader: L) -> Dl<L>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    L: Loader<K>,
+{
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+}
+
+/// Every loader a request may use, as typed fields.
+pub struct Loaders {
+    pub users: Dl<ById<user::Entity>>,
+    pub accounts: Dl<ById<account::Entity>>,
+    pub contacts: Dl<ById<contact::Entity>>,
+    pub pipelines: Dl<ById<pipeline::Entity>>,
+    pub stages: Dl<ById<stage::Entity>>,
+    pub opportunities: Dl<ById<opportunity::Entity>>,
+    pub stages_by_pipeline: Dl<ByParent<stage::Entity>>,
+    pub roles_by_opportunity: Dl<ByParent<role::Entity>>,
+    pub roles_by_contact: Dl<ByParent<role::Entity>>,
+    pub transitions_by_opportunity: Dl<ByParent<stage_transition::Entity>>,
+    pub reports_by_contact: Dl<ByParent<contact::Entity>>,
+    pub children_by_account: Dl<ByParent<account::Entity>>,
+    pub contacts_by_account: Dl<FirstPerParent<contact::Entity>>,
+    pub contact_count_by_account: Dl<CountPerParent<contact::Entity>>,
+    pub opportunities_by_account: Dl<FirstPerParent<opportunity::Entity>>,
+    pub opportunity_count_by_account: Dl<CountPerParent<opportunity::Entity>>,
+    pub notes_by_account: Dl<FirstPerParent<note::Entity>>,
+    pub notes_by_contact: Dl<FirstPerParent<note::Entity>>,
+    pub notes_by_lead: Dl<FirstPerParent<note::Entity>>,
+    pub notes_by_opportunity: Dl<FirstPerParent<note::Entity>>,
+}
+
+impl Loaders {
+    pub fn new(db: &DatabaseConnection) -> Self {
+        fn by_id<E>(db: &DatabaseConnection) -> Dl<ById<E>>
+        where
+            E: EntityTrait + Send + Sync + 'static,
+            E::Model: Clone + Send + Sync + 'static,
+            <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<i64>,
+        {
+            dl(ById {
+                db: db.clone(),
+                entity: PhantomData,
+            })
+        }
+        let by_parent = |parent, order| ByParent {
+            db: db.clone(),
+            parent,
+            order,
+        };
+        let notes = |parent| FirstPerParent::<note::Entity> {
+            db: db.clone(),
+            parent,
+            order: note::Column::CreatedAt,
+            descending: true,
+        };
+        Loaders {
+            users: by_id(db),
+            accounts: by_id(db),
+            contacts: by_id(db),
+            pipelines: by_id(db),
+            stages: by_id(db),
+            opportunities: by_id(db),
+            stages_by_pipeline: dl(ByParent::<stage::Entity> {
+                db: db.clone(),
+                parent: stage::Column::PipelineId,
+                order: stage::Column::Position,
+            }),
+            roles_by_opportunity: dl(ByParent::<role::Entity> {
+                db: db.clone(),
+                parent: role::Column::OpportunityId,
+                order: role::Column::CreatedAt,
+            }),
+            roles_by_contact: dl(ByParent::<role::Entity> {
+                db: db.clone(),
+                parent: role::Column::ContactId,
+                order: role::Column::CreatedAt,
+            }),
+            transitions_by_opportunity: dl(ByParent::<stage_transition::Entity> {
+                db: db.clone(),
+                parent: stage_transition::Column::OpportunityId,
+                order: stage_transition::Column::TransitionedAt,
+            }),
+            reports_by_contact: dl(by_parent(
+                contact::Column::ReportsToId,
+                contact::Column::LastName,
+            )),
+            children_by_account: dl(ByParent::<account::Entity> {
+                db: db.clone(),
+                parent: account::Column::ParentId,
+                order: account::Column::Name,
+            }),
+            contacts_by_account: dl(FirstPerParent::<contact::Entity> {
+                db: db.clone(),
+                parent: contact::Column::AccountId,
+                order: contact::Column::LastName,
+                descending: false,
+            }),
+            contact_count_by_account: dl(CountPerParent::<contact::Entity> {
+                db: db.clone(),
+                parent: contact::Column::AccountId,
+            }),
+            opportunities_by_account: dl(FirstPerParent::<opportunity::Entity> {
+                db: db.clone(),
+                parent: opportunity::Column::AccountId,
+                order: opportunity::Column::CreatedAt,
+                descending: false,
+            }),
+            opportunity_count_by_account: dl(CountPerParent::<opportunity::Entity> {
+                db: db.clone(),
+                parent: opportunity::Column::AccountId,
+            }),
+            notes_by_account: dl(notes(note::Column::AccountId)),
+            notes_by_contact: dl(notes(note::Column::ContactId)),
+            notes_by_lead: dl(notes(note::Column::LeadId)),
+            notes_by_opportunity: dl(notes(note::Column::OpportunityId)),
+        }
+    }
+}
+
+/// Loader failures are database failures: log them, tell the client only INTERNAL.
+pub fn load_error(err: LoadError) -> async_graphql::Error {
+    crate::error::AppError::internal(anyhow::anyhow!("batch load failed: {err}")).into()
+}

@@ -1,0 +1,43 @@
+//! The GraphQL API: one module per area with its Query and Mutation parts (merged in
+//! `schema`), object types in `types`, batch loaders in `loaders`. Resolvers are thin:
+//! decode input, call one service, map the result.
+
+pub mod accounts;
+pub mod audit;
+pub mod contacts;
+pub mod ids;
+pub mod leads;
+pub mod loaders;
+pub mod node;
+pub mod notes;
+pub mod opportunities;
+pub mod pipelines;
+pub mod schema;
+pub mod types;
+pub mod users;
+
+use async_graphql::Context;
+
+use crate::auth::Actor;
+use crate::error::AppError;
+use crate::services::Services;
+use loaders::Loaders;
+
+/// The caller, or UNAUTHENTICATED.
+pub(crate) fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+    ctx.data_opt::<Actor>()
+        .ok_or_else(|| AppError::Unauthenticated.into())
+}
+
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
+    ctx.data_unchecked::<Loaders>()
+}
+
+/// Counting costs a query; only do it when the client selected `totalCount`.
+pub(crate) fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}

@@ -1,0 +1,46 @@
+//! `node(id:)`: refetch any record by its global ID.
+
+use async_graphql::{Context, ID, Object};
+
+use crate::error::AppError;
+use crate::graphql::ids::{NodeKind, decode_any};
+use crate::graphql::types::Note;
+use crate::graphql::types::{
+    Account, Contact, Lead, Node, Opportunity, OpportunityContactRole, Pipeline, Stage, User,
+};
+use crate::graphql::{actor, services};
+use crate::services::{accounts, contacts, leads, notes, opportunities, pipelines, users};
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// A missing record and one you may not see both answer NOT_FOUND.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
+        let (svc, actor) = (services(ctx), actor(ctx)?);
+        let node = match decode_any("id", &id)? {
+            (NodeKind::User, id) => Node::User(User(users::get(svc, actor, id).await?)),
+            (NodeKind::Account, id) => Node::Account(Account(accounts::get(svc, actor, id).await?)),
+            (NodeKind::Contact, id) => Node::Contact(Contact(contacts::get(svc, actor, id).await?)),
+            (NodeKind::Lead, id) => Node::Lead(Lead(leads::get(svc, actor, id).await?)),
+            (NodeKind::Pipeline, id) => {
+                Node::Pipeline(Pipeline(pipelines::get(svc, actor, id).await?))
+            }
+            (NodeKind::Stage, id) => {
+                Node::Stage(Stage(pipelines::get_stage(svc, actor, id).await?))
+            }
+            (NodeKind::Opportunity, id) => {
+                Node::Opportunity(Opportunity(opportunities::get(svc, actor, id).await?))
+            }
+            (NodeKind::ContactRole, id) => Node::OpportunityContactRole(OpportunityContactRole(
+                opportunities::get_contact_role(svc, actor, id).await?,
+            )),
+            (NodeKind::Note, id) => Node::Note(Note(notes::get(svc, actor, id).await?)),
+            (NodeKind::ApiToken | NodeKind::StageTransition | NodeKind::AuditEntry, _) => {
+                return Err(AppError::NotFound("node").into());
+            }
+        };
+        Ok(node)
+    }
+}

@@ -1,0 +1,299 @@
+//! Opportunities: queries, mutations, stage moves and contact roles.
+
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::graphql::accounts::DeletePayload;
+use crate::graphql::ids::{NodeKind, decode, decode_opt};
+use crate::graphql::types::{
+    Conn, ContactRoleKind, Grade, LeadSource, Opportunity, OpportunityContactRole, OrderDirection,
+    StageKind, connection,
+};
+use crate::graphql::{actor, services, wants_total};
+use crate::services::opportunities::{
+    self, NewOpportunity, OpportunityChanges, OpportunityFilter as Filter, OpportunitySort,
+};
+use crate::services::pagination::PageArgs;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum OpportunityOrderField {
+    #[default]
+    CreatedAt,
+    Name,
+    Amount,
+    ExpectedCloseDate,
+}
+
+#[derive(InputObject, Default)]
+pub struct OpportunityOrder {
+    #[graphql(default)]
+    pub field: OpportunityOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+#[derive(InputObject, Default)]
+pub struct OpportunityFilter {
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    pub account_id: Option<ID>,
+    pub owner_id: Option<ID>,
+    pub pipeline_id: Option<ID>,
+    pub stage_id: Option<ID>,
+    pub stage_kind: Option<StageKind>,
+    pub amount_min: Option<Decimal>,
+    pub amount_max: Option<Decimal>,
+    pub expected_close_from: Option<NaiveDate>,
+    pub expected_close_to: Option<NaiveDate>,
+}
+
+#[derive(InputObject)]
+pub struct CreateOpportunityInput {
+    pub name: String,
+    pub account_id: ID,
+    /// Defaults to the caller.
+    pub owner_id: Option<ID>,
+    pub pipeline_id: ID,
+    /// Defaults to the pipeline's first open stage.
+    pub stage_id: Option<ID>,
+    /// Non-negative, at most 6 decimal places.
+    pub amount: Decimal,
+    /// ISO 4217
+    pub currency: String,
+    pub expected_close_date: NaiveDate,
+    pub source: Option<LeadSource>,
+    pub grade: Option<Grade>,
+}
+
+/// Stage changes go through `moveOpportunityStage`, which logs the transition.
+#[derive(InputObject)]
+pub struct UpdateOpportunityInput {
+    pub id: ID,
+    pub version: i32,
+    pub name: Option<String>,
+    pub account_id: Option<ID>,
+    pub owner_id: Option<ID>,
+    pub amount: Option<Decimal>,
+    pub currency: Option<String>,
+    pub expected_close_date: Option<NaiveDate>,
+    pub source: MaybeUndefined<LeadSource>,
+    pub grade: MaybeUndefined<Grade>,
+}
+
+#[derive(InputObject)]
+pub struct MoveOpportunityStageInput {
+    pub id: ID,
+    pub version: i32,
+    pub stage_id: ID,
+    /// Required when the target stage is LOST.
+    pub lost_reason: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct AddContactRoleInput {
+    pub opportunity_id: ID,
+    pub contact_id: ID,
+    pub role: ContactRoleKind,
+    #[graphql(default)]
+    pub is_primary: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct OpportunityPayload {
+    pub opportunity: Opportunity,
+}
+
+#[derive(SimpleObject)]
+pub struct ContactRolePayload {
+    pub contact_role: OpportunityContactRole,
+}
+
+#[derive(Default)]
+pub struct OpportunityQuery;
+
+#[Object]
+impl OpportunityQuery {
+    async fn opportunity(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Opportunity> {
+        let id = decode("id", &id, NodeKind::Opportunity)?;
+        Ok(Opportunity(
+            opportunities::get(services(ctx), actor(ctx)?, id).await?,
+        ))
+    }
+
+    #[graphql(complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
+    async fn opportunities(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<OpportunityFilter>,
+        order_by: Option<OpportunityOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Conn<Opportunity>> {
+        let f = filter.unwrap_or_default();
+        let filter = Filter {
+            search: f.search,
+            account_id: decode_opt("filter.accountId", f.account_id.as_ref(), NodeKind::Account)?,
+            owner_id: decode_opt("filter.ownerId", f.owner_id.as_ref(), NodeKind::User)?,
+            pipeline_id: decode_opt(
+                "filter.pipelineId",
+                f.pipeline_id.as_ref(),
+                NodeKind::Pipeline,
+            )?,
+            stage_id: decode_opt("filter.stageId", f.stage_id.as_ref(), NodeKind::Stage)?,
+            stage_kind: f.stage_kind.map(Into::into),
+            amount_min: f.amount_min,
+            amount_max: f.amount_max,
+            close_from: f.expected_close_from,
+            close_to: f.expected_close_to,
+        };
+        let o = order_by.unwrap_or_default();
+        let sort = match o.field {
+            OpportunityOrderField::CreatedAt => OpportunitySort::CreatedAt,
+            OpportunityOrderField::Name => OpportunitySort::Name,
+            OpportunityOrderField::Amount => OpportunitySort::Amount,
+            OpportunityOrderField::ExpectedCloseDate => OpportunitySort::ExpectedCloseDate,
+        };
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let order = opportunities::sort_order(sort, o.direction.descending());
+        let page = opportunities::list(
+            services(ctx),
+            actor(ctx)?,
+            filter,
+            order,
+            &args,
+            wants_total(ctx),
+        )
+        .await?;
+        Ok(connection(page, Opportunity))
+    }
+}
+
+#[derive(Default)]
+pub struct OpportunityMutation;
+
+#[Object]
+impl OpportunityMutation {
+    async fn create_opportunity(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOpportunityInput,
+    ) -> async_graphql::Result<OpportunityPayload> {
+        let new = NewOpportunity {
+            name: input.name,
+            account_id: decode("accountId", &input.account_id, NodeKind::Account)?,
+            owner_id: decode_opt("ownerId", input.owner_id.as_ref(), NodeKind::User)?,
+            pipeline_id: decode("pipelineId", &input.pipeline_id, NodeKind::Pipeline)?,
+            stage_id: decode_opt("stageId", input.stage_id.as_ref(), NodeKind::Stage)?,
+            amount: input.amount,
+            currency: input.currency,
+            expected_close_date: input.expected_close_date,
+            source: input.source.map(Into::into),
+            grade: input.grade.map(Into::into),
+        };
+        let created = opportunities::create(services(ctx), actor(ctx)?, new).await?;
+        Ok(OpportunityPayload {
+            opportunity: Opportunity(created),
+        })
+    }
+
+    async fn update_opportunity(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateOpportunityInput,
+    ) -> async_graphql::Result<OpportunityPayload> {
+        let id = decode("id", &input.id, NodeKind::Opportunity)?;
+        let changes = OpportunityChanges {
+            name: input.name,
+            account_id: decode_opt("accountId", input.account_id.as_ref(), NodeKind::Account)?,
+            owner_id: decode_opt("ownerId", input.owner_id.as_ref(), NodeKind::User)?,
+            amount: input.amount,
+            currency: input.currency,
+            expected_close_date: input.expected_close_date,
+            source: Option::<Option<LeadSource>>::from(input.source).map(|s| s.map(Into::into)),
+            grade: Option::<Option<Grade>>::from(input.grade).map(|g| g.map(Into::into)),
+        };
+        let updated =
+            opportunities::update(services(ctx), actor(ctx)?, id, input.version, changes).await?;
+        Ok(OpportunityPayload {
+            opportunity: Opportunity(updated),
+        })
+    }
+
+    /// Moves a deal to another stage of its pipeline and logs the transition.
+    async fn move_opportunity_stage(
+        &self,
+        ctx: &Context<'_>,
+        input: MoveOpportunityStageInput,
+    ) -> async_graphql::Result<OpportunityPayload> {
+        let id = decode("id", &input.id, NodeKind::Opportunity)?;
+        let stage_id = decode("stageId", &input.stage_id, NodeKind::Stage)?;
+        let moved = opportunities::move_stage(
+            services(ctx),
+            actor(ctx)?,
+            id,
+            input.version,
+            stage_id,
+            input.lost_reason,
+        )
+        .await?;
+        Ok(OpportunityPayload {
+            opportunity: Opportunity(moved),
+        })
+    }
+
+    /// Sales managers and admins.
+    async fn delete_opportunity(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        version: i32,
+    ) -> async_graphql::Result<DeletePayload> {
+        let raw = decode("id", &id, NodeKind::Opportunity)?;
+        opportunities::delete(services(ctx), actor(ctx)?, raw, version).await?;
+        Ok(DeletePayload { deleted_id: id })
+    }
+
+    async fn add_opportunity_contact_role(
+        &self,
+        ctx: &Context<'_>,
+        input: AddContactRoleInput,
+    ) -> async_graphql::Result<ContactRolePayload> {
+        let opportunity_id = decode(
+            "opportunityId",
+            &input.opportunity_id,
+            NodeKind::Opportunity,
+        )?;
+        let contact_id = decode("contactId", &input.contact_id, NodeKind::Contact)?;
+        let role = opportunities::add_contact_role(
+            services(ctx),
+            actor(ctx)?,
+            opportunity_id,
+            contact_id,
+            input.role.into(),
+            input.is_primary,
+        )
+        .await?;
+        Ok(ContactRolePayload {
+            contact_role: OpportunityContactRole(role),
+        })
+    }
+
+    async fn remove_opportunity_contact_role(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<DeletePayload> {
+        let raw = decode("id", &id, NodeKind::ContactRole)?;
+        opportunities::remove_contact_role(services(ctx), actor(ctx)?, raw).await?;
+        Ok(DeletePayload { deleted_id: id })
+    }
+}

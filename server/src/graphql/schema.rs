@@ -1,0 +1,61 @@
+//! Schema assembly: the per-area Query and Mutation parts merged, with limits.
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+use super::accounts::{AccountMutation, AccountQuery};
+use super::audit::AuditQuery;
+use super::contacts::{ContactMutation, ContactQuery};
+use super::leads::{LeadMutation, LeadQuery};
+use super::node::NodeQuery;
+use super::notes::NoteMutation;
+use super::opportunities::{OpportunityMutation, OpportunityQuery};
+use super::pipelines::{PipelineMutation, PipelineQuery};
+use super::users::{UserMutation, UserQuery};
+use crate::config::Limits;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(
+    NodeQuery,
+    UserQuery,
+    AccountQuery,
+    ContactQuery,
+    LeadQuery,
+    PipelineQuery,
+    OpportunityQuery,
+    AuditQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(
+    UserMutation,
+    AccountMutation,
+    ContactMutation,
+    LeadMutation,
+    PipelineMutation,
+    OpportunityMutation,
+    NoteMutation,
+);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Builds the schema. Per-request data (actor, loaders) is attached by the HTTP handler;
+/// `extra` carries the long-lived services.
+pub fn build(
+    limits: &Limits,
+) -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(16)
+    .data(limits.clone())
+}
+
+/// The SDL, for `accord schema`.
+pub fn sdl() -> String {
+    build(&Limits::default()).finish().sdl()
+}

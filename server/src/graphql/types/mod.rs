@@ -1,0 +1,142 @@
+//! GraphQL object types. Each wraps an entity model and exposes chosen fields only, so a
+//! new column never becomes public API by accident.
+
+mod account;
+mod audit;
+mod contact;
+mod enums;
+mod lead;
+mod note;
+mod opportunity;
+mod pipeline;
+mod user;
+
+pub use account::Account;
+pub use audit::AuditEntry;
+pub use contact::Contact;
+pub use enums::*;
+pub use lead::Lead;
+pub use note::Note;
+pub use opportunity::{Opportunity, OpportunityContactRole, StageTransition};
+pub use pipeline::{Pipeline, Stage};
+pub use user::{ApiToken, User};
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{ID, Interface, SimpleObject};
+use rust_decimal::Decimal;
+
+use crate::services::pagination::Page;
+use crate::services::validate::micros_to_decimal;
+
+/// Anything refetchable by its global ID through `node(id:)`.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Opaque global ID"))]
+pub enum Node {
+    User(User),
+    Account(Account),
+    Contact(Contact),
+    Lead(Lead),
+    Pipeline(Pipeline),
+    Stage(Stage),
+    Opportunity(Opportunity),
+    OpportunityContactRole(OpportunityContactRole),
+    Note(Note),
+}
+
+/// An exact amount of money. `amount` is a decimal string, never a float.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Money {
+    pub amount: Decimal,
+    /// ISO 4217 code
+    pub currency: String,
+}
+
+impl Money {
+    pub fn from_micros(micros: i64, currency: &str) -> Self {
+        Money {
+            amount: micros_to_decimal(micros),
+            currency: currency.to_owned(),
+        }
+    }
+}
+
+/// Extra fields on every connection.
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct ConnectionTotals {
+    /// Number of records matching the filter across all pages.
+    pub total_count: i64,
+}
+
+pub type Conn<T> = Connection<String, T, ConnectionTotals>;
+
+pub fn connection<M, T>(page: Page<M>, wrap: impl Fn(M) -> T) -> Conn<T>
+where
+    T: async_graphql::OutputType,
+{
+    let totals = ConnectionTotals {
+        total_count: page.total_count.unwrap_or_default() as i64,
+    };
+    let mut conn =
+        Connection::with_additional_fields(page.has_previous_page, page.has_next_page, totals);
+    conn.edges.extend(
+        page.items
+            .into_iter()
+            .map(|(cursor, m)| Edge::new(cursor, wrap(m))),
+    );
+    conn
+}
+
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use sea_orm::EntityTrait;
+
+use crate::graphql::loaders::{CountPerParent, FirstPerParent, load_error};
+use crate::services::pagination::{SortOrder, cursor_for, first_or_default};
+
+/// The first page of a nested to-many edge, batched across all parents in the response.
+/// Cursors match the top-level list with the same order, so a client continues paging
+/// there (e.g. `contacts(filter: {accountId}, after: ...)`).
+pub(crate) async fn nested_first_page<E>(
+    rows: &DataLoader<FirstPerParent<E>, HashMapCache>,
+    counts: Option<&DataLoader<CountPerParent<E>, HashMapCache>>,
+    parent: i64,
+    first: Option<i32>,
+    order: &SortOrder<E>,
+    id: E::Column,
+) -> async_graphql::Result<Page<E::Model>>
+where
+    E: EntityTrait + Send + Sync + 'static,
+    E::Model: Clone + Send + Sync + 'static,
+    E::Column: Send + Sync,
+{
+    let limit = first_or_default(first)?;
+    let mut models = if limit == 0 {
+        Vec::new()
+    } else {
+        rows.load_one((parent, limit))
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default()
+    };
+    let has_next_page = models.len() as u64 > limit;
+    models.truncate(limit as usize);
+    let total_count = match counts {
+        Some(loader) => Some(
+            loader
+                .load_one(parent)
+                .await
+                .map_err(load_error)?
+                .unwrap_or(0) as u64,
+        ),
+        None => None,
+    };
+    let items = models
+        .into_iter()
+        .map(|m| (cursor_for(order, id, &m), m))
+        .collect();
+    Ok(Page {
+        items,
+        has_next_page,
+        has_previous_page: false,
+        total_count,
+    })
+}

@@ -1,0 +1,207 @@
+use accord_entities::{opportunity, opportunity_contact_role, stage_transition};
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{
+    Account, Contact, ContactRoleKind, Grade, LeadSource, Money, Note, Pipeline, Stage, User,
+};
+use crate::graphql::ids::{NodeKind, encode};
+use crate::graphql::loaders;
+use crate::graphql::loaders::load_error;
+
+pub struct Opportunity(pub opportunity::Model);
+
+#[Object]
+impl Opportunity {
+    pub async fn id(&self) -> ID {
+        encode(NodeKind::Opportunity, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn amount(&self) -> Money {
+        Money::from_micros(self.0.amount_micros, &self.0.currency)
+    }
+    async fn expected_close_date(&self) -> NaiveDate {
+        self.0.expected_close_date
+    }
+    async fn source(&self) -> Option<LeadSource> {
+        self.0.source.map(Into::into)
+    }
+    async fn grade(&self) -> Option<Grade> {
+        self.0.grade.map(Into::into)
+    }
+    async fn lost_reason(&self) -> Option<&str> {
+        self.0.lost_reason.as_deref()
+    }
+    async fn stage_entered_at(&self) -> DateTime<Utc> {
+        self.0.stage_entered_at
+    }
+    async fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.closed_at
+    }
+    /// Pass this back on every update; a stale value answers CONFLICT.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        Ok(loaders(ctx)
+            .accounts
+            .load_one(self.0.account_id)
+            .await
+            .map_err(load_error)?
+            .map(Account))
+    }
+    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(loaders(ctx)
+            .users
+            .load_one(self.0.owner_id)
+            .await
+            .map_err(load_error)?
+            .map(User))
+    }
+    async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
+        Ok(loaders(ctx)
+            .pipelines
+            .load_one(self.0.pipeline_id)
+            .await
+            .map_err(load_error)?
+            .map(Pipeline))
+    }
+    async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
+        Ok(loaders(ctx)
+            .stages
+            .load_one(self.0.stage_id)
+            .await
+            .map_err(load_error)?
+            .map(Stage))
+    }
+    /// The buying committee: contacts and the roles they play on this deal.
+    async fn contact_roles(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
+        let rows = loaders(ctx)
+            .roles_by_opportunity
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?;
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(OpportunityContactRole)
+            .collect())
+    }
+    /// Every stage change, oldest first, starting with the entry stage.
+    async fn stage_history(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<StageTransition>> {
+        let rows = loaders(ctx)
+            .transitions_by_opportunity
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?;
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(StageTransition)
+            .collect())
+    }
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Note>> {
+        super::note::notes_of(&loaders(ctx).notes_by_opportunity, self.0.id, first).await
+    }
+}
+
+pub struct OpportunityContactRole(pub opportunity_contact_role::Model);
+
+#[Object]
+impl OpportunityContactRole {
+    pub async fn id(&self) -> ID {
+        encode(NodeKind::ContactRole, self.0.id)
+    }
+    async fn role(&self) -> ContactRoleKind {
+        self.0.role.into()
+    }
+    async fn is_primary(&self) -> bool {
+        self.0.is_primary
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        Ok(loaders(ctx)
+            .contacts
+            .load_one(self.0.contact_id)
+            .await
+            .map_err(load_error)?
+            .map(Contact))
+    }
+    async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
+        Ok(loaders(ctx)
+            .opportunities
+            .load_one(self.0.opportunity_id)
+            .await
+            .map_err(load_error)?
+            .map(Opportunity))
+    }
+}
+
+/// One entry of the immutable stage-transition log.
+pub struct StageTransition(pub stage_transition::Model);
+
+#[Object]
+impl StageTransition {
+    pub async fn id(&self) -> ID {
+        encode(NodeKind::StageTransition, self.0.id)
+    }
+    async fn transitioned_at(&self) -> DateTime<Utc> {
+        self.0.transitioned_at
+    }
+    /// Seconds spent in the previous stage; null for the entry into the first stage.
+    async fn seconds_in_previous_stage(&self) -> Option<i64> {
+        self.0.seconds_in_previous_stage
+    }
+    async fn from_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
+        let Some(id) = self.0.from_stage_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)
+            .stages
+            .load_one(id)
+            .await
+            .map_err(load_error)?
+            .map(Stage))
+    }
+    async fn to_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
+        Ok(loaders(ctx)
+            .stages
+            .load_one(self.0.to_stage_id)
+            .await
+            .map_err(load_error)?
+            .map(Stage))
+    }
+    async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.0.actor_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)
+            .users
+            .load_one(id)
+            .await
+            .map_err(load_error)?
+            .map(User))
+    }
+}

@@ -1,0 +1,69 @@
+use accord_entities::{pipeline, stage};
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+
+use super::StageKind;
+use crate::graphql::ids::{NodeKind, encode};
+use crate::graphql::loaders;
+use crate::graphql::loaders::load_error;
+
+pub struct Pipeline(pub pipeline::Model);
+
+#[Object]
+impl Pipeline {
+    pub async fn id(&self) -> ID {
+        encode(NodeKind::Pipeline, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Stages in pipeline order.
+    async fn stages(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Stage>> {
+        let rows = loaders(ctx)
+            .stages_by_pipeline
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?;
+        Ok(rows.unwrap_or_default().into_iter().map(Stage).collect())
+    }
+}
+
+pub struct Stage(pub stage::Model);
+
+#[Object]
+impl Stage {
+    pub async fn id(&self) -> ID {
+        encode(NodeKind::Stage, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// 0-based order within the pipeline.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    /// Win probability in percent.
+    async fn probability(&self) -> i32 {
+        self.0.probability
+    }
+    async fn kind(&self) -> StageKind {
+        self.0.kind.into()
+    }
+    async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
+        Ok(loaders(ctx)
+            .pipelines
+            .load_one(self.0.pipeline_id)
+            .await
+            .map_err(load_error)?
+            .map(Pipeline))
+    }
+}

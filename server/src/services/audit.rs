@@ -1,0 +1,90 @@
+//! The audit log: one row per mutation, written inside the mutation's transaction so
+//! the change and its record commit or vanish together.
+
+use accord_entities::audit_log;
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Set,
+};
+use serde::Serialize;
+
+use crate::auth::Actor;
+use crate::authz::{Action, Resource};
+use crate::error::{AppError, AppResult};
+use crate::services::Services;
+use crate::services::pagination::{Page, PageArgs, SortKey, SortOrder, paginate};
+
+fn snapshot<T: Serialize>(value: Option<&T>) -> AppResult<Option<serde_json::Value>> {
+    value
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(AppError::internal)
+}
+
+pub async fn record<C: ConnectionTrait, T: Serialize>(
+    txn: &C,
+    actor: Option<&Actor>,
+    action: &str,
+    entity_type: &str,
+    entity_id: i64,
+    before: Option<&T>,
+    after: Option<&T>,
+) -> AppResult<()> {
+    audit_log::ActiveModel {
+        id: NotSet,
+        actor_id: Set(actor.map(|a| a.user_id)),
+        action: Set(action.to_owned()),
+        entity_type: Set(entity_type.to_owned()),
+        entity_id: Set(entity_id),
+        before: Set(snapshot(before)?),
+        after: Set(snapshot(after)?),
+        at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub entity_type: Option<String>,
+    pub entity_id: Option<i64>,
+    pub actor_id: Option<i64>,
+}
+
+/// Newest first.
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    filter: AuditFilter,
+    args: &PageArgs,
+    want_total: bool,
+) -> AppResult<Page<audit_log::Model>> {
+    svc.authz
+        .require(actor, Resource::Audit, Action::Read)
+        .await?;
+    let mut query = audit_log::Entity::find();
+    if let Some(t) = filter.entity_type {
+        query = query.filter(audit_log::Column::EntityType.eq(t));
+    }
+    if let Some(id) = filter.entity_id {
+        query = query.filter(audit_log::Column::EntityId.eq(id));
+    }
+    if let Some(id) = filter.actor_id {
+        query = query.filter(audit_log::Column::ActorId.eq(id));
+    }
+    let order = SortOrder::<audit_log::Entity> {
+        column: audit_log::Column::Id,
+        descending: true,
+        key: |m| SortKey::Int(m.id),
+    };
+    paginate(
+        &svc.db,
+        query,
+        audit_log::Column::Id,
+        &order,
+        args,
+        want_total,
+    )
+    .await
+}

@@ -1,0 +1,321 @@
+//! Contacts: the people at an account, with their reports-to chain.
+
+use accord_entities::contact;
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Set,
+};
+
+use crate::auth::Actor;
+use crate::authz::{Action, Resource};
+use crate::db::begin_write;
+use crate::error::{AppError, AppResult};
+use crate::services::accounts::exists as account_exists;
+use crate::services::pagination::{Page, PageArgs, SortKey, SortOrder, paginate, text_search};
+use crate::services::validate::{NAME_MAX, SHORT_MAX, email, optional_text, required_text};
+use crate::services::{Patch, Services, audit, update_if_version};
+
+#[derive(Debug, Default, Clone)]
+pub struct NewContact {
+    pub account_id: i64,
+    pub first_name: String,
+    pub last_name: String,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub reports_to_id: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ContactChanges {
+    pub account_id: Option<i64>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub title: Patch<String>,
+    pub department: Patch<String>,
+    pub email: Patch<String>,
+    pub phone: Patch<String>,
+    pub reports_to_id: Patch<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ContactSort {
+    #[default]
+    LastName,
+    CreatedAt,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ContactFilter {
+    pub account_id: Option<i64>,
+    pub reports_to_id: Option<i64>,
+    pub search: Option<String>,
+}
+
+const PHONE_MAX: usize = 50;
+
+/// The longest reports-to chain we walk; deeper org charts are refused as malformed.
+const MAX_CHAIN: usize = 256;
+
+/// Refuses a manager that would put `contact_id` into its own reports-to chain.
+async fn check_manager<C: ConnectionTrait>(
+    db: &C,
+    contact_id: Option<i64>,
+    manager_id: i64,
+) -> AppResult<()> {
+    let mut cursor = Some(manager_id);
+    for _ in 0..MAX_CHAIN {
+        let Some(current) = cursor else { return Ok(()) };
+        if Some(current) == contact_id {
+            return Err(AppError::validation(
+                "reportsToId",
+                "this would make the contact report to themselves through the chain",
+            ));
+        }
+        let Some(manager) = contact::Entity::find_by_id(current).one(db).await? else {
+            return Err(AppError::validation("reportsToId", "no such contact"));
+        };
+        cursor = manager.reports_to_id;
+    }
+    Err(AppError::validation(
+        "reportsToId",
+        format!("reports-to chain is longer than {MAX_CHAIN}"),
+    ))
+}
+
+fn phone(field: &str, value: Option<&str>) -> AppResult<Option<String>> {
+    let phone = optional_text(field, value, PHONE_MAX)?;
+    if let Some(p) = &phone
+        && !p
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().x/".contains(c))
+    {
+        return Err(AppError::validation(
+            field,
+            "may contain only digits, spaces and + - ( ) . x /",
+        ));
+    }
+    Ok(phone)
+}
+
+pub async fn create(svc: &Services, actor: &Actor, input: NewContact) -> AppResult<contact::Model> {
+    svc.authz
+        .require(actor, Resource::Contact, Action::Write)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let created = insert(&txn, input).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "create",
+        "Contact",
+        created.id,
+        None,
+        Some(&created),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Validates and inserts a contact inside the caller's transaction (also used by lead
+/// conversion). Writes no audit entry; the caller does.
+pub(crate) async fn insert<C: ConnectionTrait>(
+    txn: &C,
+    input: NewContact,
+) -> AppResult<contact::Model> {
+    let now = Utc::now();
+    let model = contact::ActiveModel {
+        id: NotSet,
+        account_id: Set(input.account_id),
+        first_name: Set(required_text("firstName", &input.first_name, SHORT_MAX)?),
+        last_name: Set(required_text("lastName", &input.last_name, SHORT_MAX)?),
+        title: Set(optional_text("title", input.title.as_deref(), NAME_MAX)?),
+        department: Set(optional_text(
+            "department",
+            input.department.as_deref(),
+            NAME_MAX,
+        )?),
+        email: Set(email("email", input.email.as_deref())?),
+        phone: Set(phone("phone", input.phone.as_deref())?),
+        reports_to_id: Set(input.reports_to_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        version: Set(1),
+    };
+    if !account_exists(txn, input.account_id).await? {
+        return Err(AppError::validation("accountId", "no such account"));
+    }
+    if let Some(manager) = input.reports_to_id {
+        check_manager(txn, None, manager).await?;
+    }
+    Ok(model.insert(txn).await?)
+}
+
+pub async fn update(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    version: i32,
+    changes: ContactChanges,
+) -> AppResult<contact::Model> {
+    svc.authz
+        .require(actor, Resource::Contact, Action::Write)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let before = contact::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("contact"))?;
+    if before.version != version {
+        return Err(AppError::stale_version("contact"));
+    }
+    let mut active: contact::ActiveModel = before.clone().into();
+    if let Some(account_id) = changes.account_id {
+        if !account_exists(&txn, account_id).await? {
+            return Err(AppError::validation("accountId", "no such account"));
+        }
+        active.account_id = Set(account_id);
+    }
+    if let Some(v) = changes.first_name {
+        active.first_name = Set(required_text("firstName", &v, SHORT_MAX)?);
+    }
+    if let Some(v) = changes.last_name {
+        active.last_name = Set(required_text("lastName", &v, SHORT_MAX)?);
+    }
+    if let Some(v) = changes.title {
+        active.title = Set(optional_text("title", v.as_deref(), NAME_MAX)?);
+    }
+    if let Some(v) = changes.department {
+        active.department = Set(optional_text("department", v.as_deref(), NAME_MAX)?);
+    }
+    if let Some(v) = changes.email {
+        active.email = Set(email("email", v.as_deref())?);
+    }
+    if let Some(v) = changes.phone {
+        active.phone = Set(phone("phone", v.as_deref())?);
+    }
+    if let Some(v) = changes.reports_to_id {
+        if let Some(manager) = v {
+            check_manager(&txn, Some(id), manager).await?;
+        }
+        active.reports_to_id = Set(v);
+    }
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    let after = update_if_version::<contact::Entity, _>(
+        &txn,
+        active,
+        (contact::Column::Id, contact::Column::Version),
+        id,
+        version,
+        "contact",
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "update",
+        "Contact",
+        id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Deletes a contact; their direct reports keep their place without a manager, and their
+/// roles on opportunities go with them.
+pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> AppResult<()> {
+    svc.authz
+        .require(actor, Resource::Contact, Action::Delete)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let before = contact::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("contact"))?;
+    if before.version != version {
+        return Err(AppError::stale_version("contact"));
+    }
+    contact::Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "delete",
+        "Contact",
+        id,
+        Some(&before),
+        None,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<contact::Model> {
+    svc.authz
+        .require(actor, Resource::Contact, Action::Read)
+        .await?;
+    contact::Entity::find_by_id(id)
+        .one(&svc.db)
+        .await?
+        .ok_or(AppError::NotFound("contact"))
+}
+
+pub fn sort_order(sort: ContactSort, descending: bool) -> SortOrder<contact::Entity> {
+    match sort {
+        ContactSort::LastName => SortOrder {
+            column: contact::Column::LastName,
+            descending,
+            key: |m| SortKey::Text(m.last_name.clone()),
+        },
+        ContactSort::CreatedAt => SortOrder {
+            column: contact::Column::CreatedAt,
+            descending,
+            key: |m| SortKey::Time(m.created_at),
+        },
+    }
+}
+
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    filter: ContactFilter,
+    order: SortOrder<contact::Entity>,
+    args: &PageArgs,
+    want_total: bool,
+) -> AppResult<Page<contact::Model>> {
+    svc.authz
+        .require(actor, Resource::Contact, Action::Read)
+        .await?;
+    let mut query = contact::Entity::find();
+    if let Some(v) = filter.account_id {
+        query = query.filter(contact::Column::AccountId.eq(v));
+    }
+    if let Some(v) = filter.reports_to_id {
+        query = query.filter(contact::Column::ReportsToId.eq(v));
+    }
+    if let Some(search) = optional_text("filter.search", filter.search.as_deref(), NAME_MAX)? {
+        query = query.filter(text_search(
+            &[
+                contact::Column::FirstName,
+                contact::Column::LastName,
+                contact::Column::Email,
+            ],
+            &search,
+        ));
+    }
+    paginate(
+        &svc.db,
+        query,
+        contact::Column::Id,
+        &order,
+        args,
+        want_total,
+    )
+    .await
+}

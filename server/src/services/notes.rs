@@ -1,0 +1,105 @@
+//! Notes on accounts, contacts, leads and opportunities.
+
+use accord_entities::{account, contact, lead, note, opportunity};
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, PaginatorTrait, Set};
+
+use crate::auth::Actor;
+use crate::authz::{Action, Resource};
+use crate::db::begin_write;
+use crate::error::{AppError, AppResult};
+use crate::services::validate::{NOTE_MAX, required_text};
+use crate::services::{Services, audit};
+use accord_entities::user::Role;
+
+/// The record a note is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteSubject {
+    Account(i64),
+    Contact(i64),
+    Lead(i64),
+    Opportunity(i64),
+}
+
+pub async fn create(
+    svc: &Services,
+    actor: &Actor,
+    subject: NoteSubject,
+    body: &str,
+) -> AppResult<note::Model> {
+    svc.authz
+        .require(actor, Resource::Note, Action::Write)
+        .await?;
+    let body = required_text("body", body, NOTE_MAX)?;
+    let txn = begin_write(&svc.db).await?;
+    let exists = match subject {
+        NoteSubject::Account(id) => account::Entity::find_by_id(id).count(&txn).await?,
+        NoteSubject::Contact(id) => contact::Entity::find_by_id(id).count(&txn).await?,
+        NoteSubject::Lead(id) => lead::Entity::find_by_id(id).count(&txn).await?,
+        NoteSubject::Opportunity(id) => opportunity::Entity::find_by_id(id).count(&txn).await?,
+    } > 0;
+    if !exists {
+        return Err(AppError::validation("subjectId", "no such record"));
+    }
+    let (a, c, l, o) = match subject {
+        NoteSubject::Account(id) => (Some(id), None, None, None),
+        NoteSubject::Contact(id) => (None, Some(id), None, None),
+        NoteSubject::Lead(id) => (None, None, Some(id), None),
+        NoteSubject::Opportunity(id) => (None, None, None, Some(id)),
+    };
+    let created = note::ActiveModel {
+        id: NotSet,
+        body: Set(body),
+        author_id: Set(actor.user_id),
+        account_id: Set(a),
+        contact_id: Set(c),
+        lead_id: Set(l),
+        opportunity_id: Set(o),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "create",
+        "Note",
+        created.id,
+        None,
+        Some(&created),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Authors delete their own notes; admins any note.
+pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> AppResult<()> {
+    svc.authz
+        .require(actor, Resource::Note, Action::Write)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let before = note::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("note"))?;
+    if before.author_id != actor.user_id && actor.role != Role::Admin {
+        return Err(AppError::Forbidden(
+            "only the author or an admin may delete a note".into(),
+        ));
+    }
+    note::Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(&txn, Some(actor), "delete", "Note", id, Some(&before), None).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<note::Model> {
+    svc.authz
+        .require(actor, Resource::Note, Action::Read)
+        .await?;
+    note::Entity::find_by_id(id)
+        .one(&svc.db)
+        .await?
+        .ok_or(AppError::NotFound("note"))
+}

@@ -1,0 +1,579 @@
+//! Opportunities: deals moving through a pipeline's stages, with their contact roles and
+//! the immutable log of stage transitions.
+
+use accord_entities::lead::{Grade, LeadSource};
+use accord_entities::opportunity_contact_role::{self as role, ContactRole};
+use accord_entities::stage::{self, StageKind};
+use accord_entities::{contact, opportunity, stage_transition};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Query;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Set,
+};
+
+use crate::auth::Actor;
+use crate::authz::{Action, Resource};
+use crate::db::begin_write;
+use crate::error::{AppError, AppResult};
+use crate::services::accounts::{exists as account_exists, require_user};
+use crate::services::pagination::{Page, PageArgs, SortKey, SortOrder, paginate, text_search};
+use crate::services::pipelines::entry_stage;
+use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
+use crate::services::{Patch, Services, audit, update_if_version};
+
+#[derive(Debug, Clone)]
+pub struct NewOpportunity {
+    pub name: String,
+    pub account_id: i64,
+    pub owner_id: Option<i64>,
+    pub pipeline_id: i64,
+    pub stage_id: Option<i64>,
+    pub amount: Decimal,
+    pub currency: String,
+    pub expected_close_date: NaiveDate,
+    pub source: Option<LeadSource>,
+    pub grade: Option<Grade>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct OpportunityChanges {
+    pub name: Option<String>,
+    pub account_id: Option<i64>,
+    pub owner_id: Option<i64>,
+    pub amount: Option<Decimal>,
+    pub currency: Option<String>,
+    pub expected_close_date: Option<NaiveDate>,
+    pub source: Patch<LeadSource>,
+    pub grade: Patch<Grade>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OpportunitySort {
+    #[default]
+    CreatedAt,
+    Name,
+    Amount,
+    ExpectedCloseDate,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct OpportunityFilter {
+    pub search: Option<String>,
+    pub account_id: Option<i64>,
+    pub owner_id: Option<i64>,
+    pub pipeline_id: Option<i64>,
+    pub stage_id: Option<i64>,
+    pub stage_kind: Option<StageKind>,
+    pub amount_min: Option<Decimal>,
+    pub amount_max: Option<Decimal>,
+    pub close_from: Option<NaiveDate>,
+    pub close_to: Option<NaiveDate>,
+}
+
+const LOST_REASON_MAX: usize = 500;
+
+async fn stage_in_pipeline<C: ConnectionTrait>(
+    db: &C,
+    stage_id: i64,
+    pipeline_id: i64,
+) -> AppResult<stage::Model> {
+    match stage::Entity::find_by_id(stage_id).one(db).await? {
+        Some(s) if s.pipeline_id == pipeline_id => Ok(s),
+        Some(_) => Err(AppError::validation(
+            "stageId",
+            "stage does not belong to the opportunity's pipeline",
+        )),
+        None => Err(AppError::validation("stageId", "no such stage")),
+    }
+}
+
+pub async fn create(
+    svc: &Services,
+    actor: &Actor,
+    input: NewOpportunity,
+) -> AppResult<opportunity::Model> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Write)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let created = insert(&txn, actor, input).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Validates and inserts an opportunity with its entry transition and audit entry, inside
+/// the caller's transaction (also used by lead conversion).
+pub(crate) async fn insert<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    input: NewOpportunity,
+) -> AppResult<opportunity::Model> {
+    let name = required_text("name", &input.name, NAME_MAX)?;
+    let amount_micros = money_micros("amount", input.amount)?;
+    let currency = currency("currency", &input.currency)?;
+    let owner_id = input.owner_id.unwrap_or(actor.user_id);
+    if !account_exists(txn, input.account_id).await? {
+        return Err(AppError::validation("accountId", "no such account"));
+    }
+    require_user(txn, "ownerId", owner_id).await?;
+    let stage = match input.stage_id {
+        Some(id) => stage_in_pipeline(txn, id, input.pipeline_id).await?,
+        None => entry_stage(txn, input.pipeline_id).await?,
+    };
+    if stage.kind == StageKind::Lost {
+        return Err(AppError::validation(
+            "stageId",
+            "create the opportunity, then move it to a lost stage with a reason",
+        ));
+    }
+    let now = Utc::now();
+    let created = opportunity::ActiveModel {
+        id: NotSet,
+        name: Set(name),
+        account_id: Set(input.account_id),
+        owner_id: Set(owner_id),
+        pipeline_id: Set(input.pipeline_id),
+        stage_id: Set(stage.id),
+        amount_micros: Set(amount_micros),
+        currency: Set(currency),
+        expected_close_date: Set(input.expected_close_date),
+        source: Set(input.source),
+        grade: Set(input.grade),
+        lost_reason: Set(None),
+        stage_entered_at: Set(now),
+        closed_at: Set((stage.kind != StageKind::Open).then_some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        version: Set(1),
+    }
+    .insert(txn)
+    .await?;
+    log_transition(txn, actor, created.id, None, stage.id, now, None).await?;
+    audit::record(
+        txn,
+        Some(actor),
+        "create",
+        "Opportunity",
+        created.id,
+        None,
+        Some(&created),
+    )
+    .await?;
+    Ok(created)
+}
+
+async fn log_transition<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    opportunity_id: i64,
+    from: Option<i64>,
+    to: i64,
+    at: DateTime<Utc>,
+    seconds_in_previous: Option<i64>,
+) -> AppResult<()> {
+    stage_transition::ActiveModel {
+        id: NotSet,
+        opportunity_id: Set(opportunity_id),
+        from_stage_id: Set(from),
+        to_stage_id: Set(to),
+        transitioned_at: Set(at),
+        actor_id: Set(Some(actor.user_id)),
+        seconds_in_previous_stage: Set(seconds_in_previous),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+async fn load_for_write<C: ConnectionTrait>(
+    txn: &C,
+    id: i64,
+    version: i32,
+) -> AppResult<opportunity::Model> {
+    let found = opportunity::Entity::find_by_id(id)
+        .one(txn)
+        .await?
+        .ok_or(AppError::NotFound("opportunity"))?;
+    if found.version != version {
+        return Err(AppError::stale_version("opportunity"));
+    }
+    Ok(found)
+}
+
+async fn save<C: ConnectionTrait>(
+    txn: &C,
+    mut active: opportunity::ActiveModel,
+    version: i32,
+) -> AppResult<opportunity::Model> {
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    let id = match &active.id {
+        sea_orm::ActiveValue::Set(id) | sea_orm::ActiveValue::Unchanged(id) => *id,
+        sea_orm::ActiveValue::NotSet => return Err(AppError::NotFound("opportunity")),
+    };
+    let columns = (opportunity::Column::Id, opportunity::Column::Version);
+    update_if_version::<opportunity::Entity, _>(txn, active, columns, id, version, "opportunity")
+        .await
+}
+
+pub async fn update(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    version: i32,
+    changes: OpportunityChanges,
+) -> AppResult<opportunity::Model> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Write)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let before = load_for_write(&txn, id, version).await?;
+    let mut active: opportunity::ActiveModel = before.clone().into();
+    if let Some(v) = changes.name {
+        active.name = Set(required_text("name", &v, NAME_MAX)?);
+    }
+    if let Some(v) = changes.amount {
+        active.amount_micros = Set(money_micros("amount", v)?);
+    }
+    if let Some(v) = changes.currency {
+        active.currency = Set(currency("currency", &v)?);
+    }
+    if let Some(v) = changes.expected_close_date {
+        active.expected_close_date = Set(v);
+    }
+    if let Some(v) = changes.source {
+        active.source = Set(v);
+    }
+    if let Some(v) = changes.grade {
+        active.grade = Set(v);
+    }
+    if let Some(v) = changes.account_id {
+        if !account_exists(&txn, v).await? {
+            return Err(AppError::validation("accountId", "no such account"));
+        }
+        active.account_id = Set(v);
+    }
+    if let Some(v) = changes.owner_id {
+        require_user(&txn, "ownerId", v).await?;
+        active.owner_id = Set(v);
+    }
+    let after = save(&txn, active, version).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "update",
+        "Opportunity",
+        id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Moves a deal to another stage of its pipeline: stage, version, transition log and
+/// audit entry commit together. Entering a lost stage requires a reason; entering a
+/// won or lost stage closes the deal; moving back to an open stage reopens it.
+pub async fn move_stage(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    version: i32,
+    stage_id: i64,
+    lost_reason: Option<String>,
+) -> AppResult<opportunity::Model> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Write)
+        .await?;
+    let lost_reason = optional_text("lostReason", lost_reason.as_deref(), LOST_REASON_MAX)?;
+    let txn = begin_write(&svc.db).await?;
+    let before = load_for_write(&txn, id, version).await?;
+    let target = stage_in_pipeline(&txn, stage_id, before.pipeline_id).await?;
+    if target.id == before.stage_id {
+        return Err(AppError::validation(
+            "stageId",
+            "the opportunity is already in this stage",
+        ));
+    }
+    if target.kind == StageKind::Lost && lost_reason.is_none() {
+        return Err(AppError::validation(
+            "lostReason",
+            "a lost reason is required to close a deal as lost",
+        ));
+    }
+    if target.kind != StageKind::Lost && lost_reason.is_some() {
+        return Err(AppError::validation(
+            "lostReason",
+            "only a lost stage takes a lost reason",
+        ));
+    }
+    let now = Utc::now();
+    let seconds_in_previous = (now - before.stage_entered_at).num_seconds().max(0);
+    let mut active: opportunity::ActiveModel = before.clone().into();
+    active.stage_id = Set(target.id);
+    active.stage_entered_at = Set(now);
+    active.lost_reason = Set(lost_reason);
+    active.closed_at = Set(match target.kind {
+        StageKind::Open => None,
+        StageKind::Won | StageKind::Lost => Some(now),
+    });
+    let after = save(&txn, active, version).await?;
+    log_transition(
+        &txn,
+        actor,
+        id,
+        Some(before.stage_id),
+        target.id,
+        now,
+        Some(seconds_in_previous),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "move_stage",
+        "Opportunity",
+        id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> AppResult<()> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Delete)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let before = load_for_write(&txn, id, version).await?;
+    opportunity::Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "delete",
+        "Opportunity",
+        id,
+        Some(&before),
+        None,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<opportunity::Model> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Read)
+        .await?;
+    opportunity::Entity::find_by_id(id)
+        .one(&svc.db)
+        .await?
+        .ok_or(AppError::NotFound("opportunity"))
+}
+
+pub fn sort_order(sort: OpportunitySort, descending: bool) -> SortOrder<opportunity::Entity> {
+    use opportunity::Column as C;
+    match sort {
+        OpportunitySort::CreatedAt => SortOrder {
+            column: C::CreatedAt,
+            descending,
+            key: |m| SortKey::Time(m.created_at),
+        },
+        OpportunitySort::Name => SortOrder {
+            column: C::Name,
+            descending,
+            key: |m| SortKey::Text(m.name.clone()),
+        },
+        OpportunitySort::Amount => SortOrder {
+            column: C::AmountMicros,
+            descending,
+            key: |m| SortKey::Int(m.amount_micros),
+        },
+        OpportunitySort::ExpectedCloseDate => SortOrder {
+            column: C::ExpectedCloseDate,
+            descending,
+            key: |m| SortKey::Date(m.expected_close_date),
+        },
+    }
+}
+
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    filter: OpportunityFilter,
+    order: SortOrder<opportunity::Entity>,
+    args: &PageArgs,
+    want_total: bool,
+) -> AppResult<Page<opportunity::Model>> {
+    use opportunity::Column as C;
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Read)
+        .await?;
+    let mut query = opportunity::Entity::find();
+    if let Some(search) = optional_text("filter.search", filter.search.as_deref(), NAME_MAX)? {
+        query = query.filter(text_search(&[C::Name], &search));
+    }
+    if let Some(v) = filter.account_id {
+        query = query.filter(C::AccountId.eq(v));
+    }
+    if let Some(v) = filter.owner_id {
+        query = query.filter(C::OwnerId.eq(v));
+    }
+    if let Some(v) = filter.pipeline_id {
+        query = query.filter(C::PipelineId.eq(v));
+    }
+    if let Some(v) = filter.stage_id {
+        query = query.filter(C::StageId.eq(v));
+    }
+    if let Some(kind) = filter.stage_kind {
+        let stages_of_kind = Query::select()
+            .column(stage::Column::Id)
+            .from(stage::Entity)
+            .and_where(stage::Column::Kind.eq(kind))
+            .to_owned();
+        query = query.filter(C::StageId.in_subquery(stages_of_kind));
+    }
+    if let Some(v) = filter.amount_min {
+        query = query.filter(C::AmountMicros.gte(money_micros("filter.amountMin", v)?));
+    }
+    if let Some(v) = filter.amount_max {
+        query = query.filter(C::AmountMicros.lte(money_micros("filter.amountMax", v)?));
+    }
+    if let Some(v) = filter.close_from {
+        query = query.filter(C::ExpectedCloseDate.gte(v));
+    }
+    if let Some(v) = filter.close_to {
+        query = query.filter(C::ExpectedCloseDate.lte(v));
+    }
+    paginate(&svc.db, query, C::Id, &order, args, want_total).await
+}
+
+/// Adds a contact to the buying committee of a deal. Marking a role primary demotes the
+/// deal's other primary contact in the same transaction.
+pub async fn add_contact_role(
+    svc: &Services,
+    actor: &Actor,
+    opportunity_id: i64,
+    contact_id: i64,
+    role_kind: ContactRole,
+    is_primary: bool,
+) -> AppResult<role::Model> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Write)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    if opportunity::Entity::find_by_id(opportunity_id)
+        .one(&txn)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::NotFound("opportunity"));
+    }
+    if contact::Entity::find_by_id(contact_id)
+        .one(&txn)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::validation("contactId", "no such contact"));
+    }
+    if is_primary {
+        role::Entity::update_many()
+            .col_expr(role::Column::IsPrimary, false.into())
+            .filter(role::Column::OpportunityId.eq(opportunity_id))
+            .exec(&txn)
+            .await?;
+    }
+    let created = role::ActiveModel {
+        id: NotSet,
+        opportunity_id: Set(opportunity_id),
+        contact_id: Set(contact_id),
+        role: Set(role_kind),
+        is_primary: Set(is_primary),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "create",
+        "OpportunityContactRole",
+        created.id,
+        None,
+        Some(&created),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub async fn remove_contact_role(
+    svc: &Services,
+    actor: &Actor,
+    role_id: i64,
+) -> AppResult<role::Model> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Write)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let before = role::Entity::find_by_id(role_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("contact role"))?;
+    role::Entity::delete_by_id(role_id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "delete",
+        "OpportunityContactRole",
+        role_id,
+        Some(&before),
+        None,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(before)
+}
+
+pub async fn get_contact_role(svc: &Services, actor: &Actor, id: i64) -> AppResult<role::Model> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Read)
+        .await?;
+    role::Entity::find_by_id(id)
+        .one(&svc.db)
+        .await?
+        .ok_or(AppError::NotFound("contact role"))
+}
+
+/// The stage history of one deal, oldest first.
+pub async fn transitions(
+    svc: &Services,
+    actor: &Actor,
+    opportunity_id: i64,
+    args: &PageArgs,
+    want_total: bool,
+) -> AppResult<Page<stage_transition::Model>> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Read)
+        .await?;
+    let order = SortOrder::<stage_transition::Entity> {
+        column: stage_transition::Column::TransitionedAt,
+        descending: false,
+        key: |m| SortKey::Time(m.transitioned_at),
+    };
+    let query = stage_transition::Entity::find()
+        .filter(stage_transition::Column::OpportunityId.eq(opportunity_id));
+    paginate(
+        &svc.db,
+        query,
+        stage_transition::Column::Id,
+        &order,
+        args,
+        want_total,
+    )
+    .await
+}

@@ -1,0 +1,282 @@
+//! Keyset (cursor) pagination shared by every list. A cursor names the last row seen by
+//! its sort key and id, so pages stay stable under inserts and deep pages cost the same
+//! as the first one (no OFFSET scans over a million opportunities).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, ModelTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, Value,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, AppResult};
+
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// Relay connection arguments as the client sent them.
+#[derive(Debug, Clone, Default)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+/// The value of the sort column in a cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SortKey {
+    Int(i64),
+    Text(String),
+    Date(NaiveDate),
+    Time(DateTime<Utc>),
+}
+
+impl From<SortKey> for Value {
+    fn from(key: SortKey) -> Value {
+        match key {
+            SortKey::Int(v) => v.into(),
+            SortKey::Text(v) => v.into(),
+            SortKey::Date(v) => v.into(),
+            SortKey::Time(v) => v.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cursor {
+    k: SortKey,
+    id: i64,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        // Serializing a plain struct of scalars cannot fail.
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(field: &str, raw: &str) -> AppResult<Self> {
+        let invalid =
+            || AppError::validation(field, "invalid cursor; pass a cursor from a previous page");
+        if raw.len() > 512 {
+            return Err(invalid());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+        serde_json::from_slice(&bytes).map_err(|_| invalid())
+    }
+}
+
+/// How a list is ordered: one sort column (ties broken by id) and how to read its value.
+pub struct SortOrder<E: EntityTrait> {
+    pub column: E::Column,
+    pub descending: bool,
+    pub key: fn(&E::Model) -> SortKey,
+}
+
+/// One page of rows, each with its cursor.
+pub struct Page<T> {
+    pub items: Vec<(String, T)>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub total_count: Option<u64>,
+}
+
+impl<T> Page<T> {
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(|(c, t)| (c, f(t))).collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            total_count: self.total_count,
+        }
+    }
+}
+
+fn page_size(field: &str, value: Option<i32>) -> AppResult<Option<u64>> {
+    match value {
+        None => Ok(None),
+        Some(n) if n < 0 => Err(AppError::validation(field, "must not be negative")),
+        Some(n) if n as u64 > MAX_PAGE_SIZE => Err(AppError::validation(
+            field,
+            format!("must be at most {MAX_PAGE_SIZE}"),
+        )),
+        Some(n) => Ok(Some(n as u64)),
+    }
+}
+
+/// Rows strictly after (or before) `cursor` in the given direction of `order`.
+fn beyond<E: EntityTrait>(
+    order: &SortOrder<E>,
+    id: E::Column,
+    cursor: Cursor,
+    ascending: bool,
+) -> Condition {
+    let key: Value = cursor.k.into();
+    let (col_cmp, id_cmp): (SimpleExpr, SimpleExpr) = if ascending {
+        (order.column.gt(key.clone()), id.gt(cursor.id))
+    } else {
+        (order.column.lt(key.clone()), id.lt(cursor.id))
+    };
+    Condition::any()
+        .add(col_cmp)
+        .add(Condition::all().add(order.column.eq(key)).add(id_cmp))
+}
+
+fn id_of<M: ModelTrait>(model: &M, id: <M::Entity as EntityTrait>::Column) -> i64 {
+    match model.get(id) {
+        Value::BigInt(Some(v)) => v,
+        Value::Int(Some(v)) => i64::from(v),
+        _ => 0,
+    }
+}
+
+/// Page size for a nested connection that only takes `first`.
+pub fn first_or_default(first: Option<i32>) -> AppResult<u64> {
+    Ok(page_size("first", first)?.unwrap_or(DEFAULT_PAGE_SIZE))
+}
+
+pub fn cursor_for<E: EntityTrait>(order: &SortOrder<E>, id: E::Column, model: &E::Model) -> String {
+    Cursor {
+        k: (order.key)(model),
+        id: id_of(model, id),
+    }
+    .encode()
+}
+
+/// Runs `base` (already filtered, including by visibility) as one page.
+/// `want_total` adds one `COUNT(*)` over the same filter, only when the client asked.
+pub async fn paginate<E, C>(
+    db: &C,
+    base: Select<E>,
+    id: E::Column,
+    order: &SortOrder<E>,
+    args: &PageArgs,
+    want_total: bool,
+) -> AppResult<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+    C: ConnectionTrait,
+{
+    let first = page_size("first", args.first)?;
+    let last = page_size("last", args.last)?;
+    if first.is_some() && last.is_some() {
+        return Err(AppError::validation(
+            "last",
+            "pass either `first` or `last`, not both",
+        ));
+    }
+    let after = args
+        .after
+        .as_deref()
+        .map(|c| Cursor::decode("after", c))
+        .transpose()?;
+    let before = args
+        .before
+        .as_deref()
+        .map(|c| Cursor::decode("before", c))
+        .transpose()?;
+    let backward = last.is_some();
+    let limit = first.or(last).unwrap_or(DEFAULT_PAGE_SIZE);
+
+    let total_count = if want_total {
+        Some(base.clone().count(db).await?)
+    } else {
+        None
+    };
+
+    let ascending = !order.descending;
+    let had_after = after.is_some();
+    let had_before = before.is_some();
+    let mut query = base;
+    if let Some(cursor) = after {
+        query = query.filter(beyond(order, id, cursor, ascending));
+    }
+    if let Some(cursor) = before {
+        query = query.filter(beyond(order, id, cursor, !ascending));
+    }
+    let read_ascending = ascending != backward;
+    let direction = if read_ascending {
+        Order::Asc
+    } else {
+        Order::Desc
+    };
+    let mut rows = if limit == 0 {
+        Vec::new()
+    } else {
+        query
+            .order_by(order.column, direction.clone())
+            .order_by(id, direction)
+            .limit(limit + 1)
+            .all(db)
+            .await?
+    };
+    let has_more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    if backward {
+        rows.reverse();
+    }
+    let (has_next_page, has_previous_page) = if backward {
+        (had_before, has_more)
+    } else {
+        (has_more, had_after)
+    };
+    let items = rows
+        .into_iter()
+        .map(|m| (cursor_for(order, id, &m), m))
+        .collect();
+    Ok(Page {
+        items,
+        has_next_page,
+        has_previous_page,
+        total_count,
+    })
+}
+
+/// Case-insensitive substring match on any of `columns`, with LIKE wildcards in the
+/// user's text taken literally. Same semantics on SQLite and PostgreSQL.
+pub fn text_search<C: ColumnTrait>(columns: &[C], needle: &str) -> Condition {
+    let escaped: String = needle
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("%{escaped}%");
+    columns.iter().fold(Condition::any(), |cond, col| {
+        cond.add(
+            Expr::expr(Func::lower(Expr::col(col.as_column_ref())))
+                .like(LikeExpr::new(pattern.clone()).escape('\\')),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = Cursor {
+            k: SortKey::Text("Acme".into()),
+            id: 42,
+        };
+        let decoded = Cursor::decode("after", &c.encode()).unwrap();
+        assert_eq!(decoded.id, 42);
+        assert_eq!(decoded.k, SortKey::Text("Acme".into()));
+        let err = Cursor::decode("after", "not a cursor!").unwrap_err();
+        assert_eq!(err.code(), "VALIDATION");
+    }
+
+    #[test]
+    fn page_sizes_are_bounded() {
+        assert!(page_size("first", Some(101)).is_err());
+        assert!(page_size("first", Some(-1)).is_err());
+        assert_eq!(page_size("first", Some(100)).unwrap(), Some(100));
+    }
+}
