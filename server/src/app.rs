@@ -254,13 +254,20 @@ async fn execute(
         },
     };
 
+    if actor.is_none() && !requests.iter().all(is_login_only) {
+        return error_body(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "authentication required: send `Authorization: Bearer <token>` (get one with the `login` mutation)",
+        );
+    }
+
     let prepared: Vec<Request> = requests
         .into_iter()
         .map(|r| {
             let r = r.data(Loaders::new(&state.services.db));
             match &actor {
                 Some(a) => r.data(a.clone()),
-                // Anonymous callers may log in, nothing else; not even read the schema.
                 None => r.disable_introspection(),
             }
         })
@@ -280,6 +287,35 @@ async fn execute(
         }
     };
     Json(out).into_response()
+}
+
+/// Whether an anonymous request only logs in: a mutation whose root fields are all `login`
+/// (or `__typename`). Unparseable documents pass through so the client gets the parse error.
+fn is_login_only(request: &Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return true;
+    };
+    let operation = match &doc.operations {
+        DocumentOperations::Single(op) => Some(op),
+        DocumentOperations::Multiple(ops) => match &request.operation_name {
+            Some(name) => ops.get(name.as_str()),
+            None if ops.len() == 1 => ops.values().next(),
+            None => None,
+        },
+    };
+    let Some(op) = operation else { return true };
+    op.node.ty == OperationType::Mutation
+        && op
+            .node
+            .selection_set
+            .node
+            .items
+            .iter()
+            .all(|item| match &item.node {
+                Selection::Field(f) => matches!(f.node.name.node.as_str(), "login" | "__typename"),
+                _ => false,
+            })
 }
 
 async fn graphiql() -> Html<String> {

@@ -1,1 +1,295 @@
+//! Test harness: start real Accord servers on 127.0.0.1:0, each with its own fresh
+//! database, and talk GraphQL to them over HTTP.
+//!
+//! The backend comes from `ACCORD_TEST_BACKEND` (`sqlite`, the default, or `postgres`).
+//! For PostgreSQL, `ACCORD_TEST_PG_URL` must point at a server where the test user may
+//! create databases (`scripts/with-postgres.sh` starts a throwaway cluster and sets it);
+//! a missing URL fails the tests instead of silently falling back to SQLite.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use accord::app::{AppState, RunningServer};
+use accord::config::{DatabaseArgs, Limits};
+use accord::services::users::{NewUser, create_user};
+use accord_entities::user::Role;
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("ACCORD_TEST_BACKEND").as_deref() {
+        Ok("postgres") | Ok("postgresql") | Ok("pg") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("unknown ACCORD_TEST_BACKEND={other}; use sqlite or postgres"),
+    }
+}
+
+static DB_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, empty database for one test. The guard keeps a SQLite file alive.
+pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    match backend() {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("accord.db").display()
+            );
+            (url, Some(dir))
+        }
+        Backend::Postgres => {
+            let admin_url = std::env::var("ACCORD_TEST_PG_URL")
+                .expect("ACCORD_TEST_BACKEND=postgres needs ACCORD_TEST_PG_URL (see scripts/with-postgres.sh)");
+            let name = format!(
+                "accord_t_{}_{}_{}",
+                std::process::id(),
+                DB_COUNTER.fetch_add(1, Ordering::Relaxed),
+                rand::random::<u32>()
+            );
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to PostgreSQL admin database");
+            admin
+                .execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("CREATE DATABASE {name}"),
+                ))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_owned())
+                .unwrap_or(admin_url);
+            (format!("{base}/{name}"), None)
+        }
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub database_url: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    _server: RunningServer,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Limits::default()).await
+    }
+
+    pub async fn start_with(limits: Limits) -> Self {
+        let (database_url, dir) = fresh_database().await;
+        let db_args = DatabaseArgs {
+            url: database_url.clone(),
+            pool_size: 8,
+        };
+        let server = accord::app::start(&db_args, limits, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server starts");
+        TestServer {
+            addr: server.addr,
+            url: format!("http://{}", server.addr),
+            database_url,
+            state: server.state.clone(),
+            http: reqwest::Client::new(),
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    /// SQL statements this server has executed so far.
+    pub fn statements(&self) -> u64 {
+        self.state.metrics.statements()
+    }
+
+    /// Creates a user directly (as `accord user add` does) and returns a session token
+    /// obtained through the real login mutation.
+    pub async fn user(&self, email: &str, role: Role) -> String {
+        let new = NewUser {
+            email: email.to_owned(),
+            display_name: email.split('@').next().unwrap_or(email).to_owned(),
+            role,
+            password: Some(PASSWORD.to_owned()),
+        };
+        create_user(&self.state.services, None, new)
+            .await
+            .expect("create user");
+        self.login(email, PASSWORD).await
+    }
+
+    pub async fn admin(&self) -> String {
+        self.user("admin@example.com", Role::Admin).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let v = self
+            .gql(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({ "e": email, "p": password }),
+            )
+            .await;
+        data(&v)["login"]["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    /// POSTs one GraphQL operation; returns the JSON body whatever the HTTP status.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.post_json(token, &json!({ "query": query, "variables": variables }))
+            .await
+            .1
+    }
+
+    pub async fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.post_raw(token, serde_json::to_vec(body).expect("json"))
+            .await
+    }
+
+    pub async fn post_raw(&self, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON response ({status}): {text}"));
+        (status, value)
+    }
+}
+
+/// The `data` of a response that must not have errors.
+pub fn data(v: &Value) -> &Value {
+    assert!(
+        v.get("errors")
+            .is_none_or(|e| e.as_array().is_none_or(|a| a.is_empty())),
+        "unexpected errors: {v:#}"
+    );
+    &v["data"]
+}
+
+/// The `extensions.code` of the first error; panics if there is none.
+pub fn error_code(v: &Value) -> String {
+    v["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code, got {v:#}"))
+        .to_owned()
+}
+
+pub fn error_field(v: &Value) -> String {
+    v["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Common fixtures built through the API.
+pub struct Fixture {
+    pub token: String,
+    pub pipeline_id: String,
+    /// Stage IDs in pipeline order: Qualify, Discovery, Proposal, Negotiation, Won, Lost.
+    pub stages: Vec<String>,
+    pub account_id: String,
+}
+
+impl TestServer {
+    pub async fn fixture(&self) -> Fixture {
+        let token = self.admin().await;
+        let v = self
+            .gql(
+                Some(&token),
+                r#"mutation { createPipeline(input: {name: "New Business", stages: [
+                    {name: "Qualify", probability: 10, kind: OPEN},
+                    {name: "Discovery", probability: 20, kind: OPEN},
+                    {name: "Proposal", probability: 50, kind: OPEN},
+                    {name: "Negotiation", probability: 75, kind: OPEN},
+                    {name: "Closed Won", probability: 100, kind: WON},
+                    {name: "Closed Lost", probability: 0, kind: LOST}]}) {
+                    pipeline { id stages { id } } } }"#,
+                json!({}),
+            )
+            .await;
+        let p = &data(&v)["createPipeline"]["pipeline"];
+        let stages = p["stages"]
+            .as_array()
+            .expect("stages")
+            .iter()
+            .map(|s| s["id"].as_str().expect("id").to_owned())
+            .collect();
+        let account_id = self.create_account(&token, "Acme Corp").await;
+        Fixture {
+            token,
+            pipeline_id: p["id"].as_str().expect("id").to_owned(),
+            stages,
+            account_id,
+        }
+    }
+
+    pub async fn create_account(&self, token: &str, name: &str) -> String {
+        let v = self
+            .gql(
+                Some(token),
+                "mutation($n: String!) { createAccount(input: {name: $n, country: \"de\", industry: \"Software\", annualRevenue: \"1250000.50\", currency: \"EUR\"}) { account { id } } }",
+                json!({ "n": name }),
+            )
+            .await;
+        data(&v)["createAccount"]["account"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    pub async fn create_contact(
+        &self,
+        token: &str,
+        account_id: &str,
+        last: &str,
+        reports_to: Option<&str>,
+    ) -> String {
+        let v = self
+            .gql(
+                Some(token),
+                "mutation($a: ID!, $l: String!, $r: ID) { createContact(input: {accountId: $a, firstName: \"Pat\", lastName: $l, email: \"pat@example.com\", reportsToId: $r}) { contact { id } } }",
+                json!({ "a": account_id, "l": last, "r": reports_to }),
+            )
+            .await;
+        data(&v)["createContact"]["contact"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    pub async fn create_opportunity(&self, f: &Fixture, name: &str, amount: &str) -> (String, i64) {
+        let v = self
+            .gql(
+                Some(&f.token),
+                "mutation($a: ID!, $p: ID!, $n: String!, $amt: Decimal!) { createOpportunity(input: {name: $n, accountId: $a, pipelineId: $p, amount: $amt, currency: \"EUR\", expectedCloseDate: \"2027-03-31\"}) { opportunity { id version } } }",
+                json!({ "a": f.account_id, "p": f.pipeline_id, "n": name, "amt": amount }),
+            )
+            .await;
+        let o = &data(&v)["createOpportunity"]["opportunity"];
+        (
+            o["id"].as_str().expect("id").to_owned(),
+            o["version"].as_i64().expect("version"),
+        )
+    }
+}

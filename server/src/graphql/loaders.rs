@@ -14,8 +14,8 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::Iterable;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IdenStatic, ModelTrait,
-    Order, PrimaryKeyToColumn, PrimaryKeyTrait, QueryFilter, QueryOrder, QuerySelect, Value,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IdenStatic, ModelTrait, Order,
+    PrimaryKeyToColumn, PrimaryKeyTrait, QueryFilter, QueryOrder, QuerySelect, Value,
 };
 
 pub type LoadError = Arc<DbErr>;

@@ -204,16 +204,13 @@ where
     } else {
         Order::Desc
     };
-    let mut rows = if limit == 0 {
-        Vec::new()
-    } else {
-        query
-            .order_by(order.column, direction.clone())
-            .order_by(id, direction)
-            .limit(limit + 1)
-            .all(db)
-            .await?
-    };
+    // One row beyond the page tells whether another page follows (also for `first: 0`).
+    let mut rows = query
+        .order_by(order.column, direction.clone())
+        .order_by(id, direction)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
     let has_more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     if backward {

@@ -1,0 +1,15 @@
+//! End-to-end tests: each starts a real server with a fresh database and speaks GraphQL
+//! over HTTP. Run on SQLite by default; `ACCORD_TEST_BACKEND=postgres` runs the same
+//! suite on PostgreSQL.
+
+mod e2e {
+    mod auth;
+    mod backend;
+    mod cli;
+    mod crm;
+    mod errors;
+    mod leads;
+    mod nplus1;
+    mod opportunities;
+    mod pagination;
+}

@@ -1,0 +1,191 @@
+//! The `accord` binary itself: migrate, seed, user add, schema, and serve.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use accord_e2e::fresh_database;
+use serde_json::{Value, json};
+
+fn accord_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let bin = dir.join(format!("accord{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing; run `cargo build -p accord` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+fn accord(db: &str, args: &[&str]) -> std::process::Output {
+    Command::new(accord_binary())
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env("ACCORD_LOG", "warn")
+        .output()
+        .expect("run accord")
+}
+
+#[tokio::test]
+async fn cli_migrates_seeds_adds_users_and_serves() {
+    let (db, _dir) = fresh_database().await;
+
+    let out = accord(&db, &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = accord(&db, &["seed", "--demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("admin@accord.test")
+            && printed.contains("sales_manager")
+            && printed.contains("rep")
+    );
+    // Seeding twice is refused rather than duplicating the company.
+    assert!(!accord(&db, &["seed", "--demo"]).status.success());
+
+    let mut child = Command::new(accord_binary())
+        .args([
+            "user",
+            "add",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "admin",
+        ])
+        .env("DATABASE_URL", &db)
+        .env("ACCORD_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-very-secret-password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all_output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all_output.contains("a-very-secret-password"),
+        "the password must never be printed"
+    );
+
+    let out = accord(&db, &["schema"]);
+    let sdl = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        sdl.contains("type Opportunity implements Node") && sdl.contains("moveOpportunityStage")
+    );
+
+    let mut server = Command::new(accord_binary())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", &db)
+        .env("ACCORD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("listening line")
+        .to_owned();
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    assert_eq!(
+        http.get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let page = http
+        .get(format!("{url}/graphiql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.to_lowercase().contains("graphiql"));
+
+    let login = json!({ "query": "mutation { login(email: \"ops@example.com\", password: \"a-very-secret-password\") { token } }" });
+    let v: Value = http
+        .post(format!("{url}/graphql"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = v["data"]["login"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let q = json!({ "query": "{ opportunities { totalCount } pipelines { edges { node { name stages { name } } } } }" });
+    let v: Value = http
+        .post(format!("{url}/graphql"))
+        .bearer_auth(&token)
+        .json(&q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["opportunities"]["totalCount"], 20, "{v}");
+    assert_eq!(v["data"]["pipelines"]["edges"].as_array().unwrap().len(), 2);
+
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("accord_graphql_requests_total")
+            && metrics.contains("accord_db_statements_total"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&token));
+
+    server.kill().ok();
+    server.wait().ok();
+}
