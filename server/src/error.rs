@@ -57,22 +57,29 @@ impl AppError {
 }
 
 /// Unique constraints the client can trip over, mapped to the input field at fault.
-/// Both SQLite ("UNIQUE constraint failed: users.email") and PostgreSQL (constraint
-/// names) messages mention the table and column, so a substring match covers both.
-const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
-    ("users", "email", "a user with this email already exists"),
+/// SQLite names the columns ("UNIQUE constraint failed: users.email"), PostgreSQL the
+/// constraint ("users_email_key"), so each entry lists both spellings.
+const UNIQUE_FIELDS: &[(&[&str], &str, &str)] = &[
     (
-        "pipelines",
+        &["users.email", "users_email_key"],
+        "email",
+        "a user with this email already exists",
+    ),
+    (
+        &["pipelines.name", "pipelines_name_key"],
         "name",
         "a pipeline with this name already exists",
     ),
     (
+        &["stages.pipeline_id, stages.name", "ux_stages_pipeline_name"],
         "stages",
-        "name",
         "stage names must be unique within a pipeline",
     ),
     (
-        "opportunity_contact_roles",
+        &[
+            "opportunity_contact_roles.opportunity_id",
+            "ux_ocr_opportunity_contact_role",
+        ],
         "role",
         "this contact already has this role on the opportunity",
     ),
@@ -81,11 +88,12 @@ const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
         if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
-            for (table, column, message) in UNIQUE_FIELDS {
-                if detail.contains(table) && detail.contains(column) {
-                    return AppError::validation(*column, *message);
+            for (needles, field, message) in UNIQUE_FIELDS {
+                if needles.iter().any(|n| detail.contains(n)) {
+                    return AppError::validation(*field, *message);
                 }
             }
+            tracing::warn!(%detail, "unmapped unique constraint violation");
             return AppError::Conflict("a record with these values already exists".into());
         }
         AppError::Internal(err.into())

@@ -6,6 +6,9 @@
 //! create databases (`scripts/with-postgres.sh` starts a throwaway cluster and sets it);
 //! a missing URL fails the tests instead of silently falling back to SQLite.
 
+// Test-only crate: a panic here is a test failure with its message, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 

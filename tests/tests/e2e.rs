@@ -2,6 +2,8 @@
 //! over HTTP. Run on SQLite by default; `ACCORD_TEST_BACKEND=postgres` runs the same
 //! suite on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: panics are failures
+
 mod e2e {
     mod auth;
     mod backend;

@@ -140,7 +140,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
         contact_roles: 0,
         transitions: 0,
     };
-    let mut rng = StdRng::seed_from_u64(0xACC0_4D);
+    let mut rng = StdRng::seed_from_u64(0x00AC_C04D);
     let now = Utc::now();
     let bar = if progress {
         // Each opportunity brings 5 transitions and 1.5 contact roles on average.

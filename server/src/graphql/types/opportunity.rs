@@ -174,6 +174,7 @@ impl StageTransition {
     async fn seconds_in_previous_stage(&self) -> Option<i64> {
         self.0.seconds_in_previous_stage
     }
+    #[allow(clippy::wrong_self_convention)] // GraphQL field `fromStage`, not a constructor.
     async fn from_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
         let Some(id) = self.0.from_stage_id else {
             return Ok(None);
