@@ -5,4 +5,4 @@ mod demo;
 mod scale;
 
 pub use demo::{DEMO_PASSWORD, demo};
-pub use scale::{ScaleCounts, scale};
+pub use scale::{SCALE_PASSWORD, ScaleCounts, scale};
