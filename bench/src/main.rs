@@ -27,6 +27,10 @@ use clap::Parser;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, Statement};
 use serde_json::{Value, json};
 
+/// The same allocator as the `accord` binary, since the servers run in this process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const QUERY: &str = "query($n: Int!) { opportunities(first: $n) { edges { node { id name amount { amount currency } \
 stage { name } account { name } owner { displayName } contactRoles { role contact { fullName } } } } } }";
 

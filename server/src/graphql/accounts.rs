@@ -4,8 +4,9 @@ use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Simp
 use rust_decimal::Decimal;
 
 use crate::graphql::ids::{NodeKind, decode, decode_opt};
+use crate::graphql::types::preload;
 use crate::graphql::types::{Account, AccountSize, Conn, OrderDirection, connection};
-use crate::graphql::{actor, services, wants_total};
+use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::accounts::{
     self, AccountChanges, AccountFilter as Filter, AccountSort, NewAccount,
 };
@@ -149,6 +150,13 @@ impl AccountQuery {
             order,
             &args,
             wants_total(ctx),
+        )
+        .await?;
+        let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        preload::accounts(
+            loaders(ctx),
+            &ctx.look_ahead().field("edges").field("node"),
+            &models,
         )
         .await?;
         Ok(connection(page, Account))

@@ -4,8 +4,9 @@ use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Simp
 
 use crate::graphql::accounts::{DeletePayload, id_patch};
 use crate::graphql::ids::{NodeKind, decode, decode_opt};
+use crate::graphql::types::preload;
 use crate::graphql::types::{Conn, Contact, OrderDirection, connection};
-use crate::graphql::{actor, services, wants_total};
+use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::contacts::{
     self, ContactChanges, ContactFilter as Filter, ContactSort, NewContact,
 };
@@ -119,6 +120,13 @@ impl ContactQuery {
             order,
             &args,
             wants_total(ctx),
+        )
+        .await?;
+        let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        preload::contacts(
+            loaders(ctx),
+            &ctx.look_ahead().field("edges").field("node"),
+            &models,
         )
         .await?;
         Ok(connection(page, Contact))

@@ -6,10 +6,11 @@ use rust_decimal::Decimal;
 
 use crate::graphql::accounts::id_patch;
 use crate::graphql::ids::{NodeKind, decode, decode_opt};
+use crate::graphql::types::preload;
 use crate::graphql::types::{
     Account, Conn, Contact, Grade, Lead, LeadSource, LeadStatus, Opportunity, connection,
 };
-use crate::graphql::{actor, services, wants_total};
+use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::leads::{
     self, Conversion, ConversionOpportunity, LeadChanges, LeadFilter as Filter, NewLead,
 };
@@ -124,6 +125,13 @@ impl LeadQuery {
             before,
         };
         let page = leads::list(services(ctx), actor(ctx)?, filter, &args, wants_total(ctx)).await?;
+        let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        preload::leads(
+            loaders(ctx),
+            &ctx.look_ahead().field("edges").field("node"),
+            &models,
+        )
+        .await?;
         Ok(connection(page, Lead))
     }
 }

@@ -6,11 +6,12 @@ use rust_decimal::Decimal;
 
 use crate::graphql::accounts::DeletePayload;
 use crate::graphql::ids::{NodeKind, decode, decode_opt};
+use crate::graphql::types::preload;
 use crate::graphql::types::{
     Conn, ContactRoleKind, Grade, LeadSource, Opportunity, OpportunityContactRole, OrderDirection,
     StageKind, connection,
 };
-use crate::graphql::{actor, services, wants_total};
+use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::opportunities::{
     self, NewOpportunity, OpportunityChanges, OpportunityFilter as Filter, OpportunitySort,
 };
@@ -171,6 +172,13 @@ impl OpportunityQuery {
             order,
             &args,
             wants_total(ctx),
+        )
+        .await?;
+        let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        preload::opportunities(
+            loaders(ctx),
+            &ctx.look_ahead().field("edges").field("node"),
+            &models,
         )
         .await?;
         Ok(connection(page, Opportunity))

@@ -9,6 +9,7 @@ mod lead;
 mod note;
 mod opportunity;
 mod pipeline;
+pub(crate) mod preload;
 mod user;
 
 pub use account::Account;
