@@ -29,6 +29,43 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::account::Entity",
+        from = "Column::AccountId",
+        to = "super::account::Column::Id"
+    )]
+    Account,
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::OwnerId",
+        to = "super::user::Column::Id"
+    )]
+    Owner,
+    #[sea_orm(
+        belongs_to = "super::stage::Entity",
+        from = "Column::StageId",
+        to = "super::stage::Column::Id"
+    )]
+    Stage,
+}
+
+impl Related<super::account::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Account.def()
+    }
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Owner.def()
+    }
+}
+
+impl Related<super::stage::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Stage.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

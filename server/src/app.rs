@@ -52,7 +52,11 @@ pub async fn state(
     limits: Limits,
 ) -> anyhow::Result<AppState> {
     let authz = Authz::load().await?;
-    let services = Services { db, authz };
+    let services = Services::new(
+        db,
+        authz,
+        std::time::Duration::from_secs(limits.auth_cache_seconds),
+    );
     let schema = schema::build(&limits).data(services.clone()).finish();
     Ok(AppState {
         services,
@@ -234,24 +238,26 @@ async fn execute(
             );
         }
         Ok(None) => None,
-        Ok(Some(token)) => match auth::authenticate(&state.services.db, token).await {
-            Ok(actor) => Some(actor),
-            Err(AppError::Unauthenticated) => {
-                return error_body(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHENTICATED",
-                    "the token is invalid, expired or revoked; log in again",
-                );
+        Ok(Some(token)) => {
+            match auth::authenticate(&state.services.db, &state.services.tokens, token).await {
+                Ok(actor) => Some(actor),
+                Err(AppError::Unauthenticated) => {
+                    return error_body(
+                        StatusCode::UNAUTHORIZED,
+                        "UNAUTHENTICATED",
+                        "the token is invalid, expired or revoked; log in again",
+                    );
+                }
+                Err(err) => {
+                    tracing::error!(error = ?err, "token lookup failed");
+                    return error_body(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "INTERNAL",
+                        "internal error",
+                    );
+                }
             }
-            Err(err) => {
-                tracing::error!(error = ?err, "token lookup failed");
-                return error_body(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL",
-                    "internal error",
-                );
-            }
-        },
+        }
     };
 
     if actor.is_none() && !requests.iter().all(is_login_only) {

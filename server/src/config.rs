@@ -43,6 +43,10 @@ pub struct Limits {
     /// Lifetime of a login session token, in hours.
     #[arg(long, env = "ACCORD_SESSION_HOURS", default_value_t = 24 * 7)]
     pub session_hours: i64,
+    /// How long a resolved token is trusted without a database lookup. A revocation made
+    /// through another instance takes up to this long to reach this one; 0 disables.
+    #[arg(long, env = "ACCORD_AUTH_CACHE_SECONDS", default_value_t = 5)]
+    pub auth_cache_seconds: u64,
 }
 
 impl Default for Limits {
@@ -53,6 +57,7 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 20_000,
             session_hours: 24 * 7,
+            auth_cache_seconds: 5,
         }
     }
 }

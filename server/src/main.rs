@@ -130,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
             let metrics = accord::metrics::Metrics::new();
             let db = accord::app::open_database(&cli.db, &metrics).await?;
             let authz = accord::authz::Authz::load().await?;
-            let svc = accord::services::Services { db, authz };
+            let svc = accord::services::Services::new(db, authz, std::time::Duration::ZERO);
             let display_name =
                 name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
             let new = NewUser {

@@ -1,6 +1,7 @@
 //! Identity: who is calling. Password hashing, bearer tokens, and the [`Actor`] that each
 //! request carries into the services.
 
+mod cache;
 mod password;
 mod token;
 
@@ -8,6 +9,7 @@ use accord_entities::{auth_token, user};
 use chrono::Utc;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
+pub use cache::TokenCache;
 pub use password::{hash_password, verify_password};
 pub use token::{TOKEN_PREFIX, generate_token, hash_token};
 
@@ -25,12 +27,20 @@ pub struct Actor {
 /// Resolves an `Authorization: Bearer <token>` header value into an actor.
 /// A token that is unknown, revoked, expired, or whose user is deactivated yields
 /// `Unauthenticated`; the reason is deliberately not told apart for the client.
-pub async fn authenticate(db: &DatabaseConnection, bearer: &str) -> AppResult<Actor> {
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    cache: &TokenCache,
+    bearer: &str,
+) -> AppResult<Actor> {
     if !bearer.starts_with(TOKEN_PREFIX) || bearer.len() > 128 {
         return Err(AppError::Unauthenticated);
     }
+    let digest = hash_token(bearer);
+    if let Some(actor) = cache.get(&digest) {
+        return Ok(actor);
+    }
     let found = auth_token::Entity::find()
-        .filter(auth_token::Column::TokenHash.eq(hash_token(bearer)))
+        .filter(auth_token::Column::TokenHash.eq(digest.clone()))
         .find_also_related(user::Entity)
         .one(db)
         .await?;

@@ -165,22 +165,21 @@ impl OpportunityQuery {
             before,
         };
         let order = opportunities::sort_order(sort, o.direction.descending());
-        let page = opportunities::list(
-            services(ctx),
-            actor(ctx)?,
-            filter,
-            order,
-            &args,
-            wants_total(ctx),
-        )
-        .await?;
+        let (svc, actor, total) = (services(ctx), actor(ctx)?, wants_total(ctx));
+        let node = ctx.look_ahead().field("edges").field("node");
+        let page = if ["account", "owner", "stage"]
+            .iter()
+            .any(|f| node.field(f).exists())
+        {
+            let page =
+                opportunities::list_with_relations(svc, actor, filter, order, &args, total).await?;
+            preload::feed_joined(loaders(ctx), page.items.iter().map(|(_, r)| r)).await;
+            page.map(|r| r.opportunity)
+        } else {
+            opportunities::list(svc, actor, filter, order, &args, total).await?
+        };
         let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
-        preload::opportunities(
-            loaders(ctx),
-            &ctx.look_ahead().field("edges").field("node"),
-            &models,
-        )
-        .await?;
+        preload::opportunities(loaders(ctx), &node, &models).await?;
         Ok(connection(page, Opportunity))
     }
 }

@@ -404,6 +404,9 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
     }
     txn.commit().await?;
     reset_sequences(db).await?;
+    // Fresh statistics, or the first queries after a bulk load get poor plans.
+    bar.set_message("analyze");
+    db.execute_unprepared("ANALYZE").await?;
     bar.finish_with_message("done");
     Ok(done)
 }

@@ -18,14 +18,26 @@ use sea_orm::{
     TryIntoModel,
 };
 
+use crate::auth::TokenCache;
 use crate::authz::Authz;
 use crate::error::{AppError, AppResult};
 
-/// What every service needs: the database and the authorizer.
+/// What every service needs: the database, the authorizer and the token cache.
 #[derive(Clone)]
 pub struct Services {
     pub db: DatabaseConnection,
     pub authz: Authz,
+    pub tokens: std::sync::Arc<TokenCache>,
+}
+
+impl Services {
+    pub fn new(db: DatabaseConnection, authz: Authz, token_cache_ttl: std::time::Duration) -> Self {
+        Services {
+            db,
+            authz,
+            tokens: std::sync::Arc::new(TokenCache::new(token_cache_ttl)),
+        }
+    }
 }
 
 /// A nullable field in an update: `None` leaves it alone, `Some(None)` clears it.

@@ -4,12 +4,13 @@
 use accord_entities::lead::{Grade, LeadSource};
 use accord_entities::opportunity_contact_role::{self as role, ContactRole};
 use accord_entities::stage::{self, StageKind};
-use accord_entities::{contact, opportunity, stage_transition};
+use accord_entities::{account, contact, opportunity, stage_transition, user};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Query;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, PaginatorTrait,
+    QueryFilter, Select, Set,
 };
 
 use crate::auth::Actor;
@@ -17,7 +18,9 @@ use crate::authz::{Action, Resource};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
 use crate::services::accounts::{exists as account_exists, require_user};
-use crate::services::pagination::{Page, PageArgs, SortKey, SortOrder, paginate, text_search};
+use crate::services::pagination::{
+    Page, PageArgs, PagePlan, SortKey, SortOrder, paginate, text_search,
+};
 use crate::services::pipelines::entry_stage;
 use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
 use crate::services::{Patch, Services, audit, update_if_version};
@@ -401,18 +404,17 @@ pub fn sort_order(sort: OpportunitySort, descending: bool) -> SortOrder<opportun
     }
 }
 
-pub async fn list(
-    svc: &Services,
-    actor: &Actor,
-    filter: OpportunityFilter,
-    order: SortOrder<opportunity::Entity>,
-    args: &PageArgs,
-    want_total: bool,
-) -> AppResult<Page<opportunity::Model>> {
+/// An opportunity with the records it belongs to, read in the same statement.
+pub struct OpportunityWithRelations {
+    pub opportunity: opportunity::Model,
+    pub account: Option<account::Model>,
+    pub owner: Option<user::Model>,
+    pub stage: Option<stage::Model>,
+}
+
+/// The filtered query every opportunity list starts from.
+fn filtered(filter: OpportunityFilter) -> AppResult<Select<opportunity::Entity>> {
     use opportunity::Column as C;
-    svc.authz
-        .require(actor, Resource::Opportunity, Action::Read)
-        .await?;
     let mut query = opportunity::Entity::find();
     if let Some(search) = optional_text("filter.search", filter.search.as_deref(), NAME_MAX)? {
         query = query.filter(text_search(&[C::Name], &search));
@@ -449,7 +451,74 @@ pub async fn list(
     if let Some(v) = filter.close_to {
         query = query.filter(C::ExpectedCloseDate.lte(v));
     }
-    paginate(&svc.db, query, C::Id, &order, args, want_total).await
+    Ok(query)
+}
+
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    filter: OpportunityFilter,
+    order: SortOrder<opportunity::Entity>,
+    args: &PageArgs,
+    want_total: bool,
+) -> AppResult<Page<opportunity::Model>> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Read)
+        .await?;
+    paginate(
+        &svc.db,
+        filtered(filter)?,
+        opportunity::Column::Id,
+        &order,
+        args,
+        want_total,
+    )
+    .await
+}
+
+/// Like [`list`], with each row's account, owner and stage joined into the page's own
+/// statement: for clients that show them (most lists do), one round trip instead of four.
+pub async fn list_with_relations(
+    svc: &Services,
+    actor: &Actor,
+    filter: OpportunityFilter,
+    order: SortOrder<opportunity::Entity>,
+    args: &PageArgs,
+    want_total: bool,
+) -> AppResult<Page<OpportunityWithRelations>> {
+    svc.authz
+        .require(actor, Resource::Opportunity, Action::Read)
+        .await?;
+    let base = filtered(filter)?;
+    let plan = PagePlan::new(&order, opportunity::Column::Id, args)?;
+    let total_count = if want_total {
+        Some(base.clone().count(&svc.db).await?)
+    } else {
+        None
+    };
+    let joined = base
+        .find_also_related(account::Entity)
+        .find_also_related(user::Entity)
+        .find_also(opportunity::Entity, stage::Entity);
+    let rows = plan
+        .apply(joined)
+        .all(&svc.db)
+        .await?
+        .into_iter()
+        .map(
+            |(opportunity, account, owner, stage)| OpportunityWithRelations {
+                opportunity,
+                account,
+                owner,
+                stage,
+            },
+        )
+        .collect();
+    Ok(plan.finish(
+        rows,
+        |r: &OpportunityWithRelations| &r.opportunity,
+        total_count,
+    ))
 }
 
 /// Adds a contact to the buying committee of a deal. Marking a role primary demotes the

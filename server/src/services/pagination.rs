@@ -146,8 +146,98 @@ pub fn cursor_for<E: EntityTrait>(order: &SortOrder<E>, id: E::Column, model: &E
     .encode()
 }
 
-/// Runs `base` (already filtered, including by visibility) as one page.
-/// `want_total` adds one `COUNT(*)` over the same filter, only when the client asked.
+/// A page request resolved against a sort order: keyset conditions, direction and limit,
+/// applicable to any select of the entity (plain or with joined relations).
+pub struct PagePlan<'a, E: EntityTrait> {
+    order: &'a SortOrder<E>,
+    id: E::Column,
+    after: Option<Cursor>,
+    before: Option<Cursor>,
+    limit: u64,
+    backward: bool,
+}
+
+impl<'a, E: EntityTrait> PagePlan<'a, E> {
+    pub fn new(order: &'a SortOrder<E>, id: E::Column, args: &PageArgs) -> AppResult<Self> {
+        let first = page_size("first", args.first)?;
+        let last = page_size("last", args.last)?;
+        if first.is_some() && last.is_some() {
+            return Err(AppError::validation(
+                "last",
+                "pass either `first` or `last`, not both",
+            ));
+        }
+        Ok(PagePlan {
+            order,
+            id,
+            after: args
+                .after
+                .as_deref()
+                .map(|c| Cursor::decode("after", c))
+                .transpose()?,
+            before: args
+                .before
+                .as_deref()
+                .map(|c| Cursor::decode("before", c))
+                .transpose()?,
+            limit: first.or(last).unwrap_or(DEFAULT_PAGE_SIZE),
+            backward: last.is_some(),
+        })
+    }
+
+    /// Adds the cursor conditions, the ordering and the limit. One row beyond the page is
+    /// fetched to tell whether another page follows (also for `first: 0`).
+    pub fn apply<Q: QueryFilter + QueryOrder + QuerySelect>(&self, mut query: Q) -> Q {
+        let ascending = !self.order.descending;
+        if let Some(cursor) = &self.after {
+            query = query.filter(beyond(self.order, self.id, cursor.clone(), ascending));
+        }
+        if let Some(cursor) = &self.before {
+            query = query.filter(beyond(self.order, self.id, cursor.clone(), !ascending));
+        }
+        let direction = if ascending != self.backward {
+            Order::Asc
+        } else {
+            Order::Desc
+        };
+        query
+            .order_by(self.order.column, direction.clone())
+            .order_by(self.id, direction)
+            .limit(self.limit + 1)
+    }
+
+    /// Turns the fetched rows into the page, in the requested order, with cursors.
+    pub fn finish<T>(
+        &self,
+        mut rows: Vec<T>,
+        model: impl Fn(&T) -> &E::Model,
+        total_count: Option<u64>,
+    ) -> Page<T> {
+        let has_more = rows.len() as u64 > self.limit;
+        rows.truncate(self.limit as usize);
+        if self.backward {
+            rows.reverse();
+        }
+        let (has_next_page, has_previous_page) = if self.backward {
+            (self.before.is_some(), has_more)
+        } else {
+            (has_more, self.after.is_some())
+        };
+        let items = rows
+            .into_iter()
+            .map(|r| (cursor_for(self.order, self.id, model(&r)), r))
+            .collect();
+        Page {
+            items,
+            has_next_page,
+            has_previous_page,
+            total_count,
+        }
+    }
+}
+
+/// Runs `base` (already filtered) as one page. `want_total` adds one `COUNT(*)` over the
+/// same filter, only when the client asked.
 pub async fn paginate<E, C>(
     db: &C,
     base: Select<E>,
@@ -161,76 +251,14 @@ where
     E::Model: Sync,
     C: ConnectionTrait,
 {
-    let first = page_size("first", args.first)?;
-    let last = page_size("last", args.last)?;
-    if first.is_some() && last.is_some() {
-        return Err(AppError::validation(
-            "last",
-            "pass either `first` or `last`, not both",
-        ));
-    }
-    let after = args
-        .after
-        .as_deref()
-        .map(|c| Cursor::decode("after", c))
-        .transpose()?;
-    let before = args
-        .before
-        .as_deref()
-        .map(|c| Cursor::decode("before", c))
-        .transpose()?;
-    let backward = last.is_some();
-    let limit = first.or(last).unwrap_or(DEFAULT_PAGE_SIZE);
-
+    let plan = PagePlan::new(order, id, args)?;
     let total_count = if want_total {
         Some(base.clone().count(db).await?)
     } else {
         None
     };
-
-    let ascending = !order.descending;
-    let had_after = after.is_some();
-    let had_before = before.is_some();
-    let mut query = base;
-    if let Some(cursor) = after {
-        query = query.filter(beyond(order, id, cursor, ascending));
-    }
-    if let Some(cursor) = before {
-        query = query.filter(beyond(order, id, cursor, !ascending));
-    }
-    let read_ascending = ascending != backward;
-    let direction = if read_ascending {
-        Order::Asc
-    } else {
-        Order::Desc
-    };
-    // One row beyond the page tells whether another page follows (also for `first: 0`).
-    let mut rows = query
-        .order_by(order.column, direction.clone())
-        .order_by(id, direction)
-        .limit(limit + 1)
-        .all(db)
-        .await?;
-    let has_more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    if backward {
-        rows.reverse();
-    }
-    let (has_next_page, has_previous_page) = if backward {
-        (had_before, has_more)
-    } else {
-        (has_more, had_after)
-    };
-    let items = rows
-        .into_iter()
-        .map(|m| (cursor_for(order, id, &m), m))
-        .collect();
-    Ok(Page {
-        items,
-        has_next_page,
-        has_previous_page,
-        total_count,
-    })
+    let rows = plan.apply(base).all(db).await?;
+    Ok(plan.finish(rows, |m| m, total_count))
 }
 
 /// Case-insensitive substring match on any of `columns`, with LIKE wildcards in the

@@ -220,6 +220,7 @@ pub async fn revoke(svc: &Services, actor: &Actor, token_id: i64) -> AppResult<(
         .await?
         .filter(|t| t.user_id == actor.user_id || actor.role == Role::Admin)
         .ok_or(AppError::NotFound("token"))?;
+    svc.tokens.forget_token(token_id);
     if token.revoked_at.is_some() {
         return Ok(());
     }

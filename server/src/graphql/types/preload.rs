@@ -15,6 +15,7 @@ use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::graphql::loaders::{LoadError, Loaders, load_error};
+use crate::services::opportunities::OpportunityWithRelations;
 
 type Result = async_graphql::Result<()>;
 
@@ -82,6 +83,22 @@ where
 {
     let cache = loader.get_cached_values::<i64>();
     ids.iter().filter_map(|id| cache.get(id).cloned()).collect()
+}
+
+/// Feeds the caches with the relations a joined page brought along.
+pub(crate) async fn feed_joined<'a>(
+    l: &Loaders,
+    rows: impl Iterator<Item = &'a OpportunityWithRelations>,
+) {
+    let (mut accounts, mut owners, mut stages) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows {
+        accounts.extend(r.account.clone().map(|a| (a.id, a)));
+        owners.extend(r.owner.clone().map(|u| (u.id, u)));
+        stages.extend(r.stage.clone().map(|s| (s.id, s)));
+    }
+    l.accounts.feed_many(accounts).await;
+    l.users.feed_many(owners).await;
+    l.stages.feed_many(stages).await;
 }
 
 pub(crate) async fn opportunities(
