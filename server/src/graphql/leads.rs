@@ -1,6 +1,6 @@
 //! Leads: queries, mutations and conversion.
 
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
@@ -8,11 +8,12 @@ use crate::graphql::accounts::id_patch;
 use crate::graphql::ids::{NodeKind, decode, decode_opt};
 use crate::graphql::types::preload;
 use crate::graphql::types::{
-    Account, Conn, Contact, Grade, Lead, LeadSource, LeadStatus, Opportunity, connection,
+    Account, Conn, Contact, Grade, Lead, LeadSource, LeadStatus, Opportunity, OrderDirection,
+    connection,
 };
 use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::leads::{
-    self, Conversion, ConversionOpportunity, LeadChanges, LeadFilter as Filter, NewLead,
+    self, Conversion, ConversionOpportunity, LeadChanges, LeadFilter as Filter, LeadSort, NewLead,
 };
 use crate::services::pagination::PageArgs;
 
@@ -24,6 +25,23 @@ pub struct LeadFilter {
     pub grade: Option<Grade>,
     pub source: Option<LeadSource>,
     pub owner_id: Option<ID>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum LeadOrderField {
+    #[default]
+    CreatedAt,
+    LastName,
+    Company,
+}
+
+/// Default: newest first.
+#[derive(InputObject)]
+pub struct LeadOrder {
+    #[graphql(default)]
+    pub field: LeadOrderField,
+    #[graphql(default_with = "OrderDirection::Desc")]
+    pub direction: OrderDirection,
 }
 
 #[derive(InputObject)]
@@ -101,10 +119,12 @@ impl LeadQuery {
 
     /// Newest first.
     #[graphql(complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
     async fn leads(
         &self,
         ctx: &Context<'_>,
         filter: Option<LeadFilter>,
+        order_by: Option<LeadOrder>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -124,7 +144,27 @@ impl LeadQuery {
             last,
             before,
         };
-        let page = leads::list(services(ctx), actor(ctx)?, filter, &args, wants_total(ctx)).await?;
+        let (sort, descending) = match order_by {
+            None => (LeadSort::CreatedAt, true),
+            Some(o) => (
+                match o.field {
+                    LeadOrderField::CreatedAt => LeadSort::CreatedAt,
+                    LeadOrderField::LastName => LeadSort::LastName,
+                    LeadOrderField::Company => LeadSort::Company,
+                },
+                o.direction.descending(),
+            ),
+        };
+        let order = leads::sort_order(sort, descending);
+        let page = leads::list(
+            services(ctx),
+            actor(ctx)?,
+            filter,
+            order,
+            &args,
+            wants_total(ctx),
+        )
+        .await?;
         let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
         preload::leads(
             loaders(ctx),

@@ -1,13 +1,13 @@
 //! Pipelines and stages: queries and mutations.
 
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 
 use crate::graphql::accounts::DeletePayload;
 use crate::graphql::ids::{NodeKind, decode};
-use crate::graphql::types::{Conn, Pipeline, StageKind, connection};
+use crate::graphql::types::{Conn, OrderDirection, Pipeline, StageKind, connection};
 use crate::graphql::{actor, services, wants_total};
 use crate::services::pagination::PageArgs;
-use crate::services::pipelines::{self, NewPipeline, NewStage};
+use crate::services::pipelines::{self, NewPipeline, NewStage, PipelineSort};
 
 #[derive(InputObject)]
 pub struct StageInput {
@@ -38,6 +38,21 @@ pub struct PipelinePayload {
     pub pipeline: Pipeline,
 }
 
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum PipelineOrderField {
+    #[default]
+    Name,
+    CreatedAt,
+}
+
+#[derive(InputObject, Default)]
+pub struct PipelineOrder {
+    #[graphql(default)]
+    pub field: PipelineOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
 #[derive(Default)]
 pub struct PipelineQuery;
 
@@ -55,6 +70,7 @@ impl PipelineQuery {
     async fn pipelines(
         &self,
         ctx: &Context<'_>,
+        order_by: Option<PipelineOrder>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -66,7 +82,14 @@ impl PipelineQuery {
             last,
             before,
         };
-        let page = pipelines::list(services(ctx), actor(ctx)?, &args, wants_total(ctx)).await?;
+        let o = order_by.unwrap_or_default();
+        let sort = match o.field {
+            PipelineOrderField::Name => PipelineSort::Name,
+            PipelineOrderField::CreatedAt => PipelineSort::CreatedAt,
+        };
+        let order = pipelines::sort_order(sort, o.direction.descending());
+        let page =
+            pipelines::list(services(ctx), actor(ctx)?, order, &args, wants_total(ctx)).await?;
         Ok(connection(page, Pipeline))
     }
 }

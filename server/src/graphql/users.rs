@@ -1,12 +1,12 @@
 //! Identity: login, logout, me, API tokens, and user administration.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
 use crate::graphql::ids::{NodeKind, decode};
-use crate::graphql::types::{ApiToken, Conn, Role, User, connection};
+use crate::graphql::types::{ApiToken, Conn, OrderDirection, Role, User, connection};
 use crate::graphql::{actor, services, wants_total};
 use crate::services::pagination::PageArgs;
-use crate::services::users::{self, NewUser, UserFilter as ServiceFilter};
+use crate::services::users::{self, NewUser, UserFilter as ServiceFilter, UserSort};
 
 #[derive(SimpleObject)]
 pub struct LoginPayload {
@@ -38,6 +38,22 @@ pub struct UserFilter {
     pub active: Option<bool>,
 }
 
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum UserOrderField {
+    #[default]
+    DisplayName,
+    Email,
+    CreatedAt,
+}
+
+#[derive(InputObject, Default)]
+pub struct UserOrder {
+    #[graphql(default)]
+    pub field: UserOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
 #[derive(Default)]
 pub struct UserQuery;
 
@@ -56,10 +72,12 @@ impl UserQuery {
     }
 
     #[graphql(complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
     async fn users(
         &self,
         ctx: &Context<'_>,
         filter: Option<UserFilter>,
+        order_by: Option<UserOrder>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -77,7 +95,22 @@ impl UserQuery {
             last,
             before,
         };
-        let page = users::list(services(ctx), actor(ctx)?, filter, &args, wants_total(ctx)).await?;
+        let o = order_by.unwrap_or_default();
+        let sort = match o.field {
+            UserOrderField::DisplayName => UserSort::DisplayName,
+            UserOrderField::Email => UserSort::Email,
+            UserOrderField::CreatedAt => UserSort::CreatedAt,
+        };
+        let order = users::sort_order(sort, o.direction.descending());
+        let page = users::list(
+            services(ctx),
+            actor(ctx)?,
+            filter,
+            order,
+            &args,
+            wants_total(ctx),
+        )
+        .await?;
         Ok(connection(page, User))
     }
 }

@@ -375,10 +375,39 @@ pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<lead::Mode
         .ok_or(AppError::NotFound("lead"))
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LeadSort {
+    #[default]
+    CreatedAt,
+    LastName,
+    Company,
+}
+
+pub fn sort_order(sort: LeadSort, descending: bool) -> SortOrder<lead::Entity> {
+    match sort {
+        LeadSort::CreatedAt => SortOrder {
+            column: lead::Column::CreatedAt,
+            descending,
+            key: |m| SortKey::Time(m.created_at),
+        },
+        LeadSort::LastName => SortOrder {
+            column: lead::Column::LastName,
+            descending,
+            key: |m| SortKey::Text(m.last_name.clone()),
+        },
+        LeadSort::Company => SortOrder {
+            column: lead::Column::Company,
+            descending,
+            key: |m| SortKey::Text(m.company.clone()),
+        },
+    }
+}
+
 pub async fn list(
     svc: &Services,
     actor: &Actor,
     filter: LeadFilter,
+    order: SortOrder<lead::Entity>,
     args: &PageArgs,
     want_total: bool,
 ) -> AppResult<Page<lead::Model>> {
@@ -405,10 +434,5 @@ pub async fn list(
     if let Some(v) = filter.owner_id {
         query = query.filter(C::OwnerId.eq(v));
     }
-    let order = SortOrder::<lead::Entity> {
-        column: C::CreatedAt,
-        descending: true,
-        key: |m| SortKey::Time(m.created_at),
-    };
     paginate(&svc.db, query, C::Id, &order, args, want_total).await
 }

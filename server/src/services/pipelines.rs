@@ -220,20 +220,38 @@ pub async fn get_stage(svc: &Services, actor: &Actor, id: i64) -> AppResult<stag
         .ok_or(AppError::NotFound("stage"))
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PipelineSort {
+    #[default]
+    Name,
+    CreatedAt,
+}
+
+pub fn sort_order(sort: PipelineSort, descending: bool) -> SortOrder<pipeline::Entity> {
+    match sort {
+        PipelineSort::Name => SortOrder {
+            column: pipeline::Column::Name,
+            descending,
+            key: |m| SortKey::Text(m.name.clone()),
+        },
+        PipelineSort::CreatedAt => SortOrder {
+            column: pipeline::Column::CreatedAt,
+            descending,
+            key: |m| SortKey::Time(m.created_at),
+        },
+    }
+}
+
 pub async fn list(
     svc: &Services,
     actor: &Actor,
+    order: SortOrder<pipeline::Entity>,
     args: &PageArgs,
     want_total: bool,
 ) -> AppResult<Page<pipeline::Model>> {
     svc.authz
         .require(actor, Resource::Pipeline, Action::Read)
         .await?;
-    let order = SortOrder::<pipeline::Entity> {
-        column: pipeline::Column::Name,
-        descending: false,
-        key: |m| SortKey::Text(m.name.clone()),
-    };
     paginate(
         &svc.db,
         pipeline::Entity::find(),

@@ -268,10 +268,39 @@ pub struct UserFilter {
     pub active: Option<bool>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserSort {
+    #[default]
+    DisplayName,
+    Email,
+    CreatedAt,
+}
+
+pub fn sort_order(sort: UserSort, descending: bool) -> SortOrder<user::Entity> {
+    match sort {
+        UserSort::DisplayName => SortOrder {
+            column: user::Column::DisplayName,
+            descending,
+            key: |m| SortKey::Text(m.display_name.clone()),
+        },
+        UserSort::Email => SortOrder {
+            column: user::Column::Email,
+            descending,
+            key: |m| SortKey::Text(m.email.clone()),
+        },
+        UserSort::CreatedAt => SortOrder {
+            column: user::Column::CreatedAt,
+            descending,
+            key: |m| SortKey::Time(m.created_at),
+        },
+    }
+}
+
 pub async fn list(
     svc: &Services,
     actor: &Actor,
     filter: UserFilter,
+    order: SortOrder<user::Entity>,
     args: &PageArgs,
     want_total: bool,
 ) -> AppResult<Page<user::Model>> {
@@ -291,11 +320,6 @@ pub async fn list(
             &search,
         ));
     }
-    let order = SortOrder::<user::Entity> {
-        column: user::Column::DisplayName,
-        descending: false,
-        key: |m| SortKey::Text(m.display_name.clone()),
-    };
     paginate(&svc.db, query, user::Column::Id, &order, args, want_total).await
 }
 

@@ -102,11 +102,15 @@ async fn cli_migrates_seeds_adds_users_and_serves() {
         sdl.contains("type Opportunity implements Node") && sdl.contains("moveOpportunityStage")
     );
 
+    // The most verbose logging there is, to prove secrets stay out of it.
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("server.log");
     let mut server = Command::new(accord_binary())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("DATABASE_URL", &db)
-        .env("ACCORD_LOG", "warn")
+        .env("ACCORD_LOG", "trace")
         .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
         .spawn()
         .expect("spawn server");
     let mut line = String::new();
@@ -171,6 +175,22 @@ async fn cli_migrates_seeds_adds_users_and_serves() {
     assert_eq!(v["data"]["opportunities"]["totalCount"], 20, "{v}");
     assert_eq!(v["data"]["pipelines"]["edges"].as_array().unwrap().len(), 2);
 
+    let create = json!({ "query": "mutation { createApiToken(name: \"ci\") { secret } }" });
+    let v: Value = http
+        .post(format!("{url}/graphql"))
+        .bearer_auth(&token)
+        .json(&create)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_secret = v["data"]["createApiToken"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+
     let metrics = http
         .get(format!("{url}/metrics"))
         .send()
@@ -188,4 +208,17 @@ async fn cli_migrates_seeds_adds_users_and_serves() {
 
     server.kill().ok();
     server.wait().ok();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.len() > 1000,
+        "expected trace output, got {} bytes",
+        log.len()
+    );
+    for secret in [
+        "a-very-secret-password",
+        token.as_str(),
+        api_secret.as_str(),
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
 }

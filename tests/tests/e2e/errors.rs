@@ -216,3 +216,50 @@ async fn page_size_and_cursor_abuse_is_refused() {
         assert_eq!(error_field(&v), field);
     }
 }
+
+#[tokio::test]
+async fn database_failures_answer_internal_without_details() {
+    use sea_orm::ConnectionTrait;
+    let server = TestServer::start().await;
+    let token = server.admin().await;
+    let account = server.create_account(&token, "Broken").await;
+    // Break the schema underneath the running server, as a botched manual change would.
+    server
+        .state
+        .services
+        .db
+        .execute_unprepared("DROP TABLE notes")
+        .await
+        .unwrap();
+    let v = server
+        .gql(
+            Some(&token),
+            "mutation($s: ID!) { addNote(subjectId: $s, body: \"hello\") { note { id } } }",
+            json!({ "s": account }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "INTERNAL");
+    assert_eq!(v["errors"][0]["message"], "internal error");
+    let text = v.to_string().to_lowercase();
+    for leak in [
+        "no such table",
+        "does not exist",
+        "insert into",
+        "sqlx",
+        "relation",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "internal detail `{leak}` reached the client: {v}"
+        );
+    }
+    // The server keeps answering.
+    let v = server
+        .gql(
+            Some(&token),
+            "query($id: ID!) { account(id: $id) { name } }",
+            json!({ "id": account }),
+        )
+        .await;
+    assert_eq!(data(&v)["account"]["name"], "Broken");
+}

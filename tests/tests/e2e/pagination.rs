@@ -177,3 +177,86 @@ async fn nested_connections_page_per_parent_and_continue_at_the_top_level() {
         .collect();
     assert_eq!(rest, vec!["A2", "A3", "A4"]);
 }
+
+#[tokio::test]
+async fn every_list_takes_an_order() {
+    let server = TestServer::start().await;
+    let token = server.admin().await;
+    for (first, company) in [
+        ("Zoe", "Alpha Ltd"),
+        ("Adam", "Mid GmbH"),
+        ("Mia", "Zulu Inc"),
+    ] {
+        let v = server
+            .gql(Some(&token), "mutation($f: String!, $c: String!) { createLead(input: {firstName: $f, lastName: \"X\", company: $c, source: WEB}) { lead { id } } }", json!({ "f": first, "c": company }))
+            .await;
+        data(&v);
+    }
+    let v = server
+        .gql(
+            Some(&token),
+            "{ leads(orderBy: {field: COMPANY, direction: ASC}) { edges { node { company } } } }",
+            json!({}),
+        )
+        .await;
+    let companies: Vec<_> = data(&v)["leads"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["company"].clone())
+        .collect();
+    assert_eq!(companies, vec!["Alpha Ltd", "Mid GmbH", "Zulu Inc"]);
+    // Default: newest first.
+    let v = server
+        .gql(
+            Some(&token),
+            "{ leads { edges { node { firstName } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data(&v)["leads"]["edges"][0]["node"]["firstName"], "Mia");
+
+    server
+        .user("zed@example.com", accord_entities::user::Role::Rep)
+        .await;
+    let v = server
+        .gql(
+            Some(&token),
+            "{ users(orderBy: {field: EMAIL, direction: DESC}) { edges { node { email } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["users"]["edges"][0]["node"]["email"],
+        "zed@example.com"
+    );
+
+    for name in ["Renewals", "New Business"] {
+        let v = server
+            .gql(Some(&token), "mutation($n: String!) { createPipeline(input: {name: $n, stages: [{name: \"Open\", probability: 10, kind: OPEN}]}) { pipeline { id } } }", json!({ "n": name }))
+            .await;
+        data(&v);
+    }
+    let v = server
+        .gql(
+            Some(&token),
+            "{ pipelines(orderBy: {field: NAME, direction: DESC}) { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["pipelines"]["edges"][0]["node"]["name"],
+        "Renewals"
+    );
+    let v = server
+        .gql(
+            Some(&token),
+            "{ pipelines { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["pipelines"]["edges"][0]["node"]["name"],
+        "New Business"
+    );
+}
