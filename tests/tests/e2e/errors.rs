@@ -1,6 +1,6 @@
 use accord::config::Limits;
 use accord_e2e::{TestServer, data, error_code, error_field};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn malformed_and_wrong_kind_ids_are_validation_errors() {
@@ -70,6 +70,28 @@ async fn wrong_types_and_unknown_fields_carry_a_code() {
     }
 }
 
+/// Sends `mutation` once per case, with `base` overridden by the case's fields, and expects
+/// a VALIDATION error naming the case's field each time.
+async fn assert_each_rejected(
+    server: &TestServer,
+    token: &str,
+    mutation: &str,
+    base: &Value,
+    cases: &[(Value, &str)],
+) {
+    for (patch, field) in cases {
+        let mut input = base.clone();
+        for (k, val) in patch.as_object().unwrap() {
+            input[k] = val.clone();
+        }
+        let v = server
+            .gql(Some(token), mutation, json!({ "i": input }))
+            .await;
+        assert_eq!(error_code(&v), "VALIDATION", "{field}: {v}");
+        assert_eq!(error_field(&v), *field, "{v}");
+    }
+}
+
 #[tokio::test]
 async fn invalid_field_values_name_the_field_and_write_nothing() {
     let server = TestServer::start().await;
@@ -85,17 +107,7 @@ async fn invalid_field_values_name_the_field_and_write_nothing() {
         (json!({ "phone": "call me maybe" }), "phone"),
         (json!({ "accountId": "QWNjb3VudDo0MjQyNA" }), "accountId"),
     ];
-    for (patch, field) in cases {
-        let mut input = base.clone();
-        for (k, val) in patch.as_object().unwrap() {
-            input[k] = val.clone();
-        }
-        let v = server
-            .gql(Some(&f.token), create_contact, json!({ "i": input }))
-            .await;
-        assert_eq!(error_code(&v), "VALIDATION", "{field}: {v}");
-        assert_eq!(error_field(&v), field);
-    }
+    assert_each_rejected(&server, &f.token, create_contact, &base, &cases).await;
     let v = server
         .gql(Some(&f.token), "{ contacts { totalCount } }", json!({}))
         .await;
@@ -111,17 +123,7 @@ async fn invalid_field_values_name_the_field_and_write_nothing() {
         (json!({ "stageId": "U3RhZ2U6OTk5OQ" }), "stageId"),
         (json!({ "name": "" }), "name"),
     ];
-    for (patch, field) in cases {
-        let mut input = base.clone();
-        for (k, val) in patch.as_object().unwrap() {
-            input[k] = val.clone();
-        }
-        let v = server
-            .gql(Some(&f.token), create_opp, json!({ "i": input }))
-            .await;
-        assert_eq!(error_code(&v), "VALIDATION", "{field}: {v}");
-        assert_eq!(error_field(&v), field, "{v}");
-    }
+    assert_each_rejected(&server, &f.token, create_opp, &base, &cases).await;
     let v = server
         .gql(
             Some(&f.token),
