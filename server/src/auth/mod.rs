@@ -51,9 +51,11 @@ pub async fn authenticate(
     if token.revoked_at.is_some() || token.expires_at.is_some_and(|at| at <= now) || !user.active {
         return Err(AppError::Unauthenticated);
     }
-    Ok(Actor {
+    let actor = Actor {
         user_id: user.id,
         role: user.role,
         token_id: token.id,
-    })
+    };
+    cache.put(digest, actor.clone(), token.expires_at);
+    Ok(actor)
 }

@@ -122,7 +122,9 @@ impl OpportunityQuery {
         ))
     }
 
-    #[graphql(complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn opportunities(
         &self,

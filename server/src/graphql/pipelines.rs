@@ -66,7 +66,9 @@ impl PipelineQuery {
     }
 
     /// By name.
-    #[graphql(complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
     async fn pipelines(
         &self,
         ctx: &Context<'_>,

@@ -71,7 +71,9 @@ impl UserQuery {
         Ok(rows.into_iter().map(ApiToken).collect())
     }
 
-    #[graphql(complexity = "first.or(last).unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn users(
         &self,

@@ -84,7 +84,7 @@ async fn check_manager<C: ConnectionTrait>(
     ))
 }
 
-fn phone(field: &str, value: Option<&str>) -> AppResult<Option<String>> {
+pub(crate) fn phone(field: &str, value: Option<&str>) -> AppResult<Option<String>> {
     let phone = optional_text(field, value, PHONE_MAX)?;
     if let Some(p) = &phone
         && !p

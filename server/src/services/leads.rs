@@ -11,7 +11,7 @@ use crate::authz::{Action, Resource};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
 use crate::services::accounts::{self, NewAccount, require_user};
-use crate::services::contacts::{self, NewContact};
+use crate::services::contacts::{self, NewContact, phone};
 use crate::services::opportunities::{self, NewOpportunity};
 use crate::services::pagination::{Page, PageArgs, SortKey, SortOrder, paginate, text_search};
 use crate::services::validate::{NAME_MAX, SHORT_MAX, email, optional_text, required_text};
@@ -91,7 +91,7 @@ pub async fn create(svc: &Services, actor: &Actor, input: NewLead) -> AppResult<
         company: Set(required_text("company", &input.company, NAME_MAX)?),
         title: Set(optional_text("title", input.title.as_deref(), NAME_MAX)?),
         email: Set(email("email", input.email.as_deref())?),
-        phone: Set(optional_text("phone", input.phone.as_deref(), 50)?),
+        phone: Set(phone("phone", input.phone.as_deref())?),
         source: Set(input.source),
         status: Set(LeadStatus::New),
         grade: Set(input.grade),
@@ -163,7 +163,7 @@ pub async fn update(
         active.email = Set(email("email", v.as_deref())?);
     }
     if let Some(v) = changes.phone {
-        active.phone = Set(optional_text("phone", v.as_deref(), 50)?);
+        active.phone = Set(phone("phone", v.as_deref())?);
     }
     if let Some(v) = changes.source {
         active.source = Set(v);

@@ -238,6 +238,9 @@ pub async fn revoke(svc: &Services, actor: &Actor, token_id: i64) -> AppResult<(
     )
     .await?;
     txn.commit().await?;
+    // Again after commit: a request that read the token before the commit may have
+    // cached it meanwhile.
+    svc.tokens.forget_token(token_id);
     Ok(())
 }
 

@@ -111,8 +111,10 @@ pub fn money_micros(field: &str, amount: Decimal) -> AppResult<i64> {
             "must have at most 6 decimal places",
         ));
     }
-    (amount * Decimal::from(MICROS))
-        .to_i64()
+    // Checked: a huge literal (say 1e25) would overflow the multiplication itself.
+    amount
+        .checked_mul(Decimal::from(MICROS))
+        .and_then(|m| m.to_i64())
         .filter(|m| *m <= MONEY_MAX * MICROS)
         .ok_or_else(|| AppError::validation(field, format!("must be at most {MONEY_MAX}")))
 }
@@ -154,6 +156,14 @@ mod tests {
         assert!(money_micros("amount", Decimal::from_str("-1").unwrap()).is_err());
         assert!(money_micros("amount", Decimal::from_str("0.0000001").unwrap()).is_err());
         assert!(money_micros("amount", Decimal::from_str("1000000000001").unwrap()).is_err());
+        assert!(money_micros("amount", Decimal::MAX).is_err());
+        assert!(
+            money_micros(
+                "amount",
+                Decimal::from_str("100000000000000000000000").unwrap()
+            )
+            .is_err()
+        );
         assert_eq!(micros_to_decimal(12_500_000).to_string(), "12.5");
     }
 

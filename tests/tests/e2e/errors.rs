@@ -119,6 +119,7 @@ async fn invalid_field_values_name_the_field_and_write_nothing() {
         (json!({ "amount": "-5" }), "amount"),
         (json!({ "amount": "1.0000001" }), "amount"),
         (json!({ "amount": "99999999999999999" }), "amount"),
+        (json!({ "amount": "100000000000000000000000" }), "amount"),
         (json!({ "currency": "EURO" }), "currency"),
         (json!({ "stageId": "U3RhZ2U6OTk5OQ" }), "stageId"),
         (json!({ "name": "" }), "name"),
@@ -132,6 +133,13 @@ async fn invalid_field_values_name_the_field_and_write_nothing() {
         )
         .await;
     assert_eq!(data(&v)["opportunities"]["totalCount"], 0);
+
+    // Filters go through the same money rules: an absurd bound is an error, not a crash.
+    for bound in ["1e30", "100000000000000000000000"] {
+        let q = format!("{{ opportunities(filter: {{amountMin: \"{bound}\"}}) {{ totalCount }} }}");
+        let v = server.gql(Some(&f.token), &q, json!({})).await;
+        assert_eq!(error_code(&v), "VALIDATION", "{bound}: {v}");
+    }
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ impl Account {
 
     /// The account's contacts by last name. Continue with
     /// `contacts(filter: {accountId}, after: endCursor)`.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -114,7 +114,7 @@ impl Account {
 
     /// The account's opportunities, oldest first. Continue with
     /// `opportunities(filter: {accountId}, after: endCursor)`.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn opportunities(
         &self,
         ctx: &Context<'_>,
@@ -136,7 +136,7 @@ impl Account {
     }
 
     /// Newest notes first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn notes(
         &self,
         ctx: &Context<'_>,

@@ -102,7 +102,7 @@ impl Lead {
             .map(Opportunity))
     }
 
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn notes(
         &self,
         ctx: &Context<'_>,
