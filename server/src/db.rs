@@ -6,8 +6,8 @@ use std::time::Duration;
 use accord_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::config::DatabaseArgs;
@@ -56,4 +56,21 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         _ => TransactionOptions::default(),
     };
     db.begin_with_options(options).await
+}
+
+/// Serializes transactions that check an invariant spanning several rows and then write
+/// (no cycle in a hierarchy, one primary contact per deal), so two concurrent writers
+/// cannot both pass the check. SQLite writers are already serialized by
+/// `BEGIN IMMEDIATE`; on PostgreSQL this takes a transaction-scoped advisory lock on
+/// `(topic, key)`, released at commit or rollback.
+pub async fn serialize_on<C: ConnectionTrait>(txn: &C, topic: &str, key: i64) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))",
+            [topic.into(), key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }

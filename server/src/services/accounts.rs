@@ -91,6 +91,8 @@ async fn check_parent<C: ConnectionTrait>(
     account_id: Option<i64>,
     parent_id: i64,
 ) -> AppResult<()> {
+    // Two concurrent re-parentings could each pass the check and close a cycle together.
+    crate::db::serialize_on(db, "account-hierarchy", 0).await?;
     let mut cursor = Some(parent_id);
     let mut hops = 0;
     while let Some(current) = cursor {

@@ -64,6 +64,8 @@ async fn check_manager<C: ConnectionTrait>(
     contact_id: Option<i64>,
     manager_id: i64,
 ) -> AppResult<()> {
+    // Two concurrent reporting changes could each pass the check and close a cycle together.
+    crate::db::serialize_on(db, "contact-hierarchy", 0).await?;
     let mut cursor = Some(manager_id);
     for _ in 0..MAX_CHAIN {
         let Some(current) = cursor else { return Ok(()) };

@@ -28,15 +28,38 @@ pub struct Services {
     pub db: DatabaseConnection,
     pub authz: Authz,
     pub tokens: std::sync::Arc<TokenCache>,
+    /// Argon2 costs ~19 MiB and tens of milliseconds per hash. At most one hash per core
+    /// runs at a time, so a flood of (anonymous) logins queues instead of exhausting CPU
+    /// and memory.
+    pub password_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
     pub fn new(db: DatabaseConnection, authz: Authz, token_cache_ttl: std::time::Duration) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Services {
             db,
             authz,
             tokens: std::sync::Arc::new(TokenCache::new(token_cache_ttl)),
+            password_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
         }
+    }
+
+    /// Runs password hashing or verification on the blocking pool, one slot per core.
+    pub(crate) async fn password_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
+        let _slot = self
+            .password_slots
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(AppError::internal)
     }
 }
 

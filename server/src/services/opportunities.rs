@@ -535,6 +535,8 @@ pub async fn add_contact_role(
         .require(actor, Resource::Opportunity, Action::Write)
         .await?;
     let txn = begin_write(&svc.db).await?;
+    // One primary per deal: concurrent additions to the same deal take turns.
+    crate::db::serialize_on(&txn, "opportunity-contact-roles", opportunity_id).await?;
     if opportunity::Entity::find_by_id(opportunity_id)
         .one(&txn)
         .await?

@@ -7,8 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, ModelTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, Value,
+    ColumnTrait, ColumnType, Condition, ConnectionTrait, EntityTrait, IdenStatic, ModelTrait,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,9 @@ impl From<SortKey> for Value {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cursor {
+    /// The order the cursor was issued for (`column:asc|desc`): a cursor is only valid
+    /// for the list order that produced it.
+    o: String,
     k: SortKey,
     id: i64,
 }
@@ -58,15 +61,50 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    fn decode(field: &str, raw: &str) -> AppResult<Self> {
+    /// Decodes a cursor and checks it belongs to `order`: same sort column and direction,
+    /// and a key of the column's type (a forged key would otherwise reach SQL as a type
+    /// error, or silently compare text with numbers on SQLite).
+    fn decode<E: EntityTrait>(field: &str, raw: &str, order: &SortOrder<E>) -> AppResult<Self> {
         let invalid =
             || AppError::validation(field, "invalid cursor; pass a cursor from a previous page");
         if raw.len() > 512 {
             return Err(invalid());
         }
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-        serde_json::from_slice(&bytes).map_err(|_| invalid())
+        let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        if cursor.o != order_tag(order) {
+            return Err(AppError::validation(
+                field,
+                "this cursor belongs to a list in another order; start again from the first page",
+            ));
+        }
+        let key_fits = matches!(
+            (&cursor.k, order.column.def().get_column_type()),
+            (
+                SortKey::Int(_),
+                ColumnType::BigInteger | ColumnType::Integer
+            ) | (SortKey::Text(_), ColumnType::String(_) | ColumnType::Text)
+                | (SortKey::Date(_), ColumnType::Date)
+                | (
+                    SortKey::Time(_),
+                    ColumnType::TimestampWithTimeZone
+                        | ColumnType::Timestamp
+                        | ColumnType::DateTime
+                )
+        );
+        if !key_fits {
+            return Err(invalid());
+        }
+        Ok(cursor)
     }
+}
+
+fn order_tag<E: EntityTrait>(order: &SortOrder<E>) -> String {
+    format!(
+        "{}:{}",
+        order.column.as_str(),
+        if order.descending { "desc" } else { "asc" }
+    )
 }
 
 /// How a list is ordered: one sort column (ties broken by id) and how to read its value.
@@ -140,6 +178,7 @@ pub fn first_or_default(first: Option<i32>) -> AppResult<u64> {
 
 pub fn cursor_for<E: EntityTrait>(order: &SortOrder<E>, id: E::Column, model: &E::Model) -> String {
     Cursor {
+        o: order_tag(order),
         k: (order.key)(model),
         id: id_of(model, id),
     }
@@ -173,12 +212,12 @@ impl<'a, E: EntityTrait> PagePlan<'a, E> {
             after: args
                 .after
                 .as_deref()
-                .map(|c| Cursor::decode("after", c))
+                .map(|c| Cursor::decode("after", c, order))
                 .transpose()?,
             before: args
                 .before
                 .as_deref()
-                .map(|c| Cursor::decode("before", c))
+                .map(|c| Cursor::decode("before", c, order))
                 .transpose()?,
             limit: first.or(last).unwrap_or(DEFAULT_PAGE_SIZE),
             backward: last.is_some(),
@@ -287,15 +326,35 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
+        use crate::services::accounts::{AccountSort, sort_order};
+        let by_name = sort_order(AccountSort::Name, false);
         let c = Cursor {
+            o: order_tag(&by_name),
             k: SortKey::Text("Acme".into()),
             id: 42,
         };
-        let decoded = Cursor::decode("after", &c.encode()).unwrap();
+        let decoded = Cursor::decode("after", &c.encode(), &by_name).unwrap();
         assert_eq!(decoded.id, 42);
         assert_eq!(decoded.k, SortKey::Text("Acme".into()));
-        let err = Cursor::decode("after", "not a cursor!").unwrap_err();
+        let err = Cursor::decode("after", "not a cursor!", &by_name).unwrap_err();
         assert_eq!(err.code(), "VALIDATION");
+        // Another order, or the other direction, refuses the cursor.
+        let by_created = sort_order(AccountSort::CreatedAt, false);
+        assert_eq!(
+            Cursor::decode("after", &c.encode(), &by_created)
+                .unwrap_err()
+                .code(),
+            "VALIDATION"
+        );
+        let by_name_desc = sort_order(AccountSort::Name, true);
+        assert!(Cursor::decode("after", &c.encode(), &by_name_desc).is_err());
+        // A forged key of the wrong type for the column.
+        let forged = Cursor {
+            o: order_tag(&by_name),
+            k: SortKey::Int(5),
+            id: 1,
+        };
+        assert!(Cursor::decode("after", &forged.encode(), &by_name).is_err());
     }
 
     #[test]

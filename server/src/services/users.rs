@@ -50,12 +50,6 @@ fn check_password(password: &str) -> AppResult<()> {
     Ok(())
 }
 
-async fn hash_off_thread(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(AppError::internal)?
-}
-
 /// Creates a user. `actor` is `None` only for the operator's CLI (`accord user add`).
 pub async fn create_user(
     svc: &Services,
@@ -72,7 +66,7 @@ pub async fn create_user(
     let password_hash = match input.password {
         Some(p) => {
             check_password(&p)?;
-            Some(hash_off_thread(p).await?)
+            Some(svc.password_work(move || hash_password(&p)).await??)
         }
         None => None,
     };
@@ -151,9 +145,9 @@ pub async fn login(
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| TIMING_DUMMY_HASH.to_owned());
     let candidate = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&candidate, &stored))
-        .await
-        .map_err(AppError::internal)?;
+    let matches = svc
+        .password_work(move || verify_password(&candidate, &stored))
+        .await?;
     let user = match found {
         Some(u) if matches && u.active && u.password_hash.is_some() => u,
         _ => return Err(invalid()),

@@ -270,3 +270,34 @@ async fn notes_attach_to_any_record_and_only_authors_delete_them() {
         .await;
     assert!(v.get("errors").is_none(), "{v}");
 }
+
+#[tokio::test]
+async fn concurrent_reparenting_cannot_close_a_cycle() {
+    let server = TestServer::start().await;
+    let token = server.admin().await;
+    for _ in 0..5 {
+        let a = server.create_account(&token, "A").await;
+        let b = server.create_account(&token, "B").await;
+        let update =
+            "mutation($i: UpdateAccountInput!) { updateAccount(input: $i) { account { id } } }";
+        let (x, y) = futures::join!(
+            server.gql(
+                Some(&token),
+                update,
+                json!({ "i": { "id": a, "version": 1, "parentId": b } })
+            ),
+            server.gql(
+                Some(&token),
+                update,
+                json!({ "i": { "id": b, "version": 1, "parentId": a } })
+            ),
+        );
+        let ok = [&x, &y]
+            .iter()
+            .filter(|v| v.get("errors").is_none())
+            .count();
+        assert_eq!(ok, 1, "exactly one re-parenting may win: {x} {y}");
+        let loser = if x.get("errors").is_some() { &x } else { &y };
+        assert_eq!(error_field(loser), "parentId");
+    }
+}

@@ -260,3 +260,27 @@ async fn every_list_takes_an_order() {
         "New Business"
     );
 }
+
+#[tokio::test]
+async fn a_cursor_only_continues_the_order_that_issued_it() {
+    let server = TestServer::start().await;
+    let token = server.admin().await;
+    for name in ["A", "B", "C"] {
+        server.create_account(&token, name).await;
+    }
+    let v = server.gql(Some(&token), PAGE, json!({ "first": 1 })).await;
+    let cursor = data(&v)["accounts"]["pageInfo"]["endCursor"].clone();
+    let v = server
+        .gql(
+            Some(&token),
+            PAGE,
+            json!({ "first": 1, "after": cursor, "order": { "field": "CREATED_AT" } }),
+        )
+        .await;
+    assert_eq!(accord_e2e::error_code(&v), "VALIDATION", "{v}");
+    assert_eq!(accord_e2e::error_field(&v), "after");
+    let v = server
+        .gql(Some(&token), PAGE, json!({ "first": 1, "after": cursor }))
+        .await;
+    assert_eq!(names(&data(&v)["accounts"]), vec!["B"]);
+}

@@ -68,6 +68,8 @@ impl Account {
             .map(Account))
     }
 
+    /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
+    #[graphql(complexity = "10 * child_complexity")]
     async fn children(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
         let rows = loaders(ctx)
             .children_by_account

@@ -67,6 +67,8 @@ impl Contact {
             .map(Contact))
     }
 
+    /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
+    #[graphql(complexity = "10 * child_complexity")]
     async fn direct_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Contact>> {
         let rows = loaders(ctx)
             .reports_by_contact
@@ -77,6 +79,8 @@ impl Contact {
     }
 
     /// The roles this contact plays on opportunities.
+    /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
+    #[graphql(complexity = "10 * child_complexity")]
     async fn opportunity_roles(
         &self,
         ctx: &Context<'_>,

@@ -84,6 +84,8 @@ impl Opportunity {
             .map(Stage))
     }
     /// The buying committee: contacts and the roles they play on this deal.
+    /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
+    #[graphql(complexity = "10 * child_complexity")]
     async fn contact_roles(
         &self,
         ctx: &Context<'_>,
@@ -100,6 +102,8 @@ impl Opportunity {
             .collect())
     }
     /// Every stage change, oldest first, starting with the entry stage.
+    /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
+    #[graphql(complexity = "10 * child_complexity")]
     async fn stage_history(
         &self,
         ctx: &Context<'_>,
