@@ -151,9 +151,10 @@ impl PipelineMutation {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        version: i32,
     ) -> async_graphql::Result<DeletePayload> {
         let raw = decode("id", &id, NodeKind::Pipeline)?;
-        pipelines::delete(services(ctx), actor(ctx)?, raw).await?;
+        pipelines::delete(services(ctx), actor(ctx)?, raw, version).await?;
         Ok(DeletePayload { deleted_id: id })
     }
 }

@@ -1,7 +1,7 @@
 //! Accounts: the companies we sell to, with their parent/child hierarchy.
 
 use accord_entities::account::{self, AccountSize};
-use accord_entities::{contact, opportunity, territory, user};
+use accord_entities::{contact, note, opportunity, territory, user};
 use chrono::Utc;
 use rust_decimal::Decimal;
 use sea_orm::{
@@ -307,6 +307,10 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
             "account still has {contacts} contacts, {opportunities} opportunities and {children} child accounts; move or delete them first"
         )));
     }
+    let notes = note::Entity::find()
+        .filter(note::Column::AccountId.eq(id))
+        .all(&txn)
+        .await?;
     account::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(
         &txn,
@@ -318,6 +322,7 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
         None,
     )
     .await?;
+    audit::record_cascaded_deletes(&txn, actor, "Note", &notes, |n| n.id).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -45,6 +45,30 @@ pub async fn record<C: ConnectionTrait, T: Serialize>(
     Ok(())
 }
 
+/// Records deletions that the database performs on its own (ON DELETE CASCADE), so the
+/// log holds every row a mutation removed, not only the one the client named.
+pub async fn record_cascaded_deletes<C: ConnectionTrait, T: Serialize>(
+    txn: &C,
+    actor: &Actor,
+    entity_type: &str,
+    rows: &[T],
+    id_of: fn(&T) -> i64,
+) -> AppResult<()> {
+    for row in rows {
+        record(
+            txn,
+            Some(actor),
+            "delete",
+            entity_type,
+            id_of(row),
+            Some(row),
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {
     pub entity_type: Option<String>,

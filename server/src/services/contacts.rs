@@ -1,6 +1,6 @@
 //! Contacts: the people at an account, with their reports-to chain.
 
-use accord_entities::contact;
+use accord_entities::{contact, note, opportunity_contact_role};
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Set,
@@ -243,6 +243,36 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
     if before.version != version {
         return Err(AppError::stale_version("contact"));
     }
+    // Direct reports lose their manager: a visible, versioned, audited change of theirs.
+    let reports = contact::Entity::find()
+        .filter(contact::Column::ReportsToId.eq(id))
+        .all(&txn)
+        .await?;
+    for report in reports {
+        let mut active: contact::ActiveModel = report.clone().into();
+        active.reports_to_id = Set(None);
+        active.version = Set(report.version + 1);
+        active.updated_at = Set(Utc::now());
+        let after = active.update(&txn).await?;
+        audit::record(
+            &txn,
+            Some(actor),
+            "update",
+            "Contact",
+            report.id,
+            Some(&report),
+            Some(&after),
+        )
+        .await?;
+    }
+    let roles = opportunity_contact_role::Entity::find()
+        .filter(opportunity_contact_role::Column::ContactId.eq(id))
+        .all(&txn)
+        .await?;
+    let notes = note::Entity::find()
+        .filter(note::Column::ContactId.eq(id))
+        .all(&txn)
+        .await?;
     contact::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(
         &txn,
@@ -254,6 +284,8 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
         None,
     )
     .await?;
+    audit::record_cascaded_deletes(&txn, actor, "OpportunityContactRole", &roles, |r| r.id).await?;
+    audit::record_cascaded_deletes(&txn, actor, "Note", &notes, |n| n.id).await?;
     txn.commit().await?;
     Ok(())
 }

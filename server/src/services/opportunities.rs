@@ -4,7 +4,7 @@
 use accord_entities::lead::{Grade, LeadSource};
 use accord_entities::opportunity_contact_role::{self as role, ContactRole};
 use accord_entities::stage::{self, StageKind};
-use accord_entities::{account, contact, opportunity, stage_transition, user};
+use accord_entities::{account, contact, note, opportunity, stage_transition, user};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Query;
@@ -353,6 +353,14 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
         .await?;
     let txn = begin_write(&svc.db).await?;
     let before = load_for_write(&txn, id, version).await?;
+    let roles = role::Entity::find()
+        .filter(role::Column::OpportunityId.eq(id))
+        .all(&txn)
+        .await?;
+    let notes = note::Entity::find()
+        .filter(note::Column::OpportunityId.eq(id))
+        .all(&txn)
+        .await?;
     opportunity::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(
         &txn,
@@ -364,6 +372,9 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
         None,
     )
     .await?;
+    // The stage history goes with the deal; its last state is in the delete entry above.
+    audit::record_cascaded_deletes(&txn, actor, "OpportunityContactRole", &roles, |r| r.id).await?;
+    audit::record_cascaded_deletes(&txn, actor, "Note", &notes, |n| n.id).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -552,11 +563,26 @@ pub async fn add_contact_role(
         return Err(AppError::validation("contactId", "no such contact"));
     }
     if is_primary {
-        role::Entity::update_many()
-            .col_expr(role::Column::IsPrimary, false.into())
+        let primaries = role::Entity::find()
             .filter(role::Column::OpportunityId.eq(opportunity_id))
-            .exec(&txn)
+            .filter(role::Column::IsPrimary.eq(true))
+            .all(&txn)
             .await?;
+        for previous in primaries {
+            let mut active: role::ActiveModel = previous.clone().into();
+            active.is_primary = Set(false);
+            let after = active.update(&txn).await?;
+            audit::record(
+                &txn,
+                Some(actor),
+                "update",
+                "OpportunityContactRole",
+                previous.id,
+                Some(&previous),
+                Some(&after),
+            )
+            .await?;
+        }
     }
     let created = role::ActiveModel {
         id: NotSet,

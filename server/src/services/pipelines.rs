@@ -167,7 +167,7 @@ pub async fn update(
 }
 
 /// Deletes a pipeline no opportunity uses (its stages go with it).
-pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> AppResult<()> {
+pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> AppResult<()> {
     svc.authz
         .require(actor, Resource::Pipeline, Action::Write)
         .await?;
@@ -176,6 +176,9 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> AppResult<()> {
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("pipeline"))?;
+    if before.version != version {
+        return Err(AppError::stale_version("pipeline"));
+    }
     let used = opportunity::Entity::find()
         .filter(opportunity::Column::PipelineId.eq(id))
         .count(&txn)

@@ -301,3 +301,71 @@ async fn concurrent_reparenting_cannot_close_a_cycle() {
         assert_eq!(error_field(loser), "parentId");
     }
 }
+
+#[tokio::test]
+async fn deleting_a_contact_audits_everything_it_takes_along() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let boss = server
+        .create_contact(&f.token, &f.account_id, "Boss", None)
+        .await;
+    let report = server
+        .create_contact(&f.token, &f.account_id, "Report", Some(&boss))
+        .await;
+    let (opp, _) = server.create_opportunity(&f, "Deal", "100").await;
+    let add = "mutation($i: AddContactRoleInput!) { addOpportunityContactRole(input: $i) { contactRole { id } } }";
+    let v = server.gql(Some(&f.token), add, json!({ "i": { "opportunityId": opp, "contactId": boss, "role": "CHAMPION", "isPrimary": true } })).await;
+    let role = data(&v)["addOpportunityContactRole"]["contactRole"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A second primary demotes the first, and that change is audited too.
+    let v = server.gql(Some(&f.token), add, json!({ "i": { "opportunityId": opp, "contactId": report, "role": "USER", "isPrimary": true } })).await;
+    data(&v);
+    let v = server.gql(Some(&f.token), "query($id: ID!) { auditLog(filter: {entityId: $id}) { edges { node { action before after } } } }", json!({ "id": role })).await;
+    let entries = data(&v)["auditLog"]["edges"].as_array().unwrap().clone();
+    assert_eq!(entries[0]["node"]["action"], "update");
+    assert_eq!(entries[0]["node"]["after"]["is_primary"], false);
+
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($n: ID!) { addNote(subjectId: $n, body: \"met\") { note { id } } }",
+            json!({ "n": boss }),
+        )
+        .await;
+    let note = data(&v)["addNote"]["note"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($id: ID!) { deleteContact(id: $id, version: 1) { deletedId } }",
+            json!({ "id": boss }),
+        )
+        .await;
+    data(&v);
+    let v = server
+        .gql(
+            Some(&f.token),
+            "query($id: ID!) { contact(id: $id) { reportsTo { id } version } }",
+            json!({ "id": report }),
+        )
+        .await;
+    assert!(data(&v)["contact"]["reportsTo"].is_null());
+    assert_eq!(
+        data(&v)["contact"]["version"],
+        2,
+        "losing a manager is a versioned change"
+    );
+    for (id, action) in [(&report, "update"), (&role, "delete"), (&note, "delete")] {
+        let v = server.gql(Some(&f.token), "query($id: ID!) { auditLog(filter: {entityId: $id}, first: 1) { edges { node { action } } } }", json!({ "id": id })).await;
+        assert_eq!(
+            data(&v)["auditLog"]["edges"][0]["node"]["action"],
+            action,
+            "{id}"
+        );
+    }
+}
