@@ -10,6 +10,8 @@
 //! Every response body is checked (a fast stream of errors is not throughput), and before
 //! measuring, Accord's response must equal the baseline's byte for byte as JSON values.
 
+mod floor;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +56,9 @@ struct Args {
     /// Page size of the list.
     #[arg(long, default_value_t = 50)]
     page: usize,
+    /// Also measure the GraphQL floor: the same query over in-memory data, no database.
+    #[arg(long)]
+    floor: bool,
     /// Connection pool size for both servers.
     #[arg(long, default_value_t = 16)]
     pool: u32,
@@ -315,6 +320,12 @@ async fn main() -> anyhow::Result<()> {
                 .sum()
         })
         .unwrap_or(0);
+    if args.floor {
+        let (graphql_us, serde_us) = floor::run(&a, QUERY, args.page, 2000).await?;
+        println!(
+            "\nGraphQL floor (in-memory data, one thread, 2000 runs): async-graphql execute + serialize {graphql_us:.0} µs per response; serde_json alone {serde_us:.0} µs\n"
+        );
+    }
     eprintln!(
         "responses identical ({} opportunities, {roles} contact roles); warming up",
         args.page
