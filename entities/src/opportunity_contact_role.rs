@@ -36,6 +36,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::contact::Entity",
+        from = "Column::ContactId",
+        to = "super::contact::Column::Id"
+    )]
+    Contact,
+}
+
+impl Related<super::contact::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Contact.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

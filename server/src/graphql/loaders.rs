@@ -206,6 +206,8 @@ where
 
 /// Every loader a request may use, as typed fields.
 pub struct Loaders {
+    /// For preloads that join several entities in one statement.
+    pub db: DatabaseConnection,
     pub users: Dl<ById<user::Entity>>,
     pub accounts: Dl<ById<account::Entity>>,
     pub contacts: Dl<ById<contact::Entity>>,
@@ -253,6 +255,7 @@ impl Loaders {
             descending: true,
         };
         Loaders {
+            db: db.clone(),
             users: by_id(db),
             accounts: by_id(db),
             contacts: by_id(db),
