@@ -2,6 +2,8 @@
 //! `cargo test --workspace` build the binary, which the end-to-end CLI test in `tests/`
 //! runs against a real database.
 
+#![allow(clippy::expect_used)] // test helper: a failure to spawn is a test failure
+
 use std::process::Command;
 
 fn accord(args: &[&str]) -> std::process::Output {
