@@ -154,7 +154,7 @@ impl AccountQuery {
             wants_total(ctx),
         )
         .await?;
-        let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
         preload::accounts(
             loaders(ctx),
             &ctx.look_ahead().field("edges").field("node"),

@@ -124,7 +124,7 @@ impl ContactQuery {
             wants_total(ctx),
         )
         .await?;
-        let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
         preload::contacts(
             loaders(ctx),
             &ctx.look_ahead().field("edges").field("node"),

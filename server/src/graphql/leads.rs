@@ -167,7 +167,7 @@ impl LeadQuery {
             wants_total(ctx),
         )
         .await?;
-        let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
         preload::leads(
             loaders(ctx),
             &ctx.look_ahead().field("edges").field("node"),

@@ -180,7 +180,7 @@ impl OpportunityQuery {
         } else {
             opportunities::list(svc, actor, filter, order, &args, total).await?
         };
-        let models: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
         preload::opportunities(loaders(ctx), &node, &models).await?;
         Ok(connection(page, Opportunity))
     }

@@ -104,7 +104,7 @@ pub(crate) async fn feed_joined<'a>(
 pub(crate) async fn opportunities(
     l: &Loaders,
     node: &Lookahead<'_>,
-    rows: &[opportunity::Model],
+    rows: &[&opportunity::Model],
 ) -> Result {
     let account = node.field("account");
     let roles = node.field("contactRoles");
@@ -169,7 +169,8 @@ pub(crate) async fn opportunities(
     )?;
 
     if contact.exists() {
-        contacts(l, &contact, &cached(&l.contacts, &contact_ids)).await?;
+        let found = cached(&l.contacts, &contact_ids);
+        contacts(l, &contact, &found.iter().collect::<Vec<_>>()).await?;
     }
     Ok(())
 }
@@ -216,7 +217,11 @@ async fn roles_with_contacts(
     Ok(roles)
 }
 
-pub(crate) async fn accounts(l: &Loaders, node: &Lookahead<'_>, rows: &[account::Model]) -> Result {
+pub(crate) async fn accounts(
+    l: &Loaders,
+    node: &Lookahead<'_>,
+    rows: &[&account::Model],
+) -> Result {
     futures::try_join!(
         when(
             node.field("owner").exists(),
@@ -230,7 +235,11 @@ pub(crate) async fn accounts(l: &Loaders, node: &Lookahead<'_>, rows: &[account:
     Ok(())
 }
 
-pub(crate) async fn contacts(l: &Loaders, node: &Lookahead<'_>, rows: &[contact::Model]) -> Result {
+pub(crate) async fn contacts(
+    l: &Loaders,
+    node: &Lookahead<'_>,
+    rows: &[&contact::Model],
+) -> Result {
     let account = node.field("account");
     let account_ids: Vec<i64> = rows.iter().map(|c| c.account_id).collect();
     futures::try_join!(
@@ -244,12 +253,13 @@ pub(crate) async fn contacts(l: &Loaders, node: &Lookahead<'_>, rows: &[contact:
         ),
     )?;
     if account.exists() {
-        accounts(l, &account, &cached(&l.accounts, &account_ids)).await?;
+        let found = cached(&l.accounts, &account_ids);
+        accounts(l, &account, &found.iter().collect::<Vec<_>>()).await?;
     }
     Ok(())
 }
 
-pub(crate) async fn leads(l: &Loaders, node: &Lookahead<'_>, rows: &[lead::Model]) -> Result {
+pub(crate) async fn leads(l: &Loaders, node: &Lookahead<'_>, rows: &[&lead::Model]) -> Result {
     when(
         node.field("owner").exists(),
         prime(&l.users, rows.iter().filter_map(|r| r.owner_id)),
