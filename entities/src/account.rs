@@ -42,6 +42,8 @@ pub struct Model {
     pub website: Option<String>,
     pub parent_id: Option<i64>,
     pub territory_id: Option<i64>,
+    /// Set by a manual territory assignment; assignment rules leave such accounts alone.
+    pub territory_manual: bool,
     pub owner_id: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

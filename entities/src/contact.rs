@@ -15,6 +15,9 @@ pub struct Model {
     pub phone: Option<String>,
     /// Manager within the org chart; never forms a cycle (checked by the service).
     pub reports_to_id: Option<i64>,
+    /// A copy of the account's territory, kept in step by the services, so that
+    /// visibility filters need no join.
+    pub territory_id: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub version: i32,

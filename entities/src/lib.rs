@@ -10,6 +10,8 @@
 pub mod account;
 pub mod audit_log;
 pub mod auth_token;
+pub mod authz_state;
+pub mod casbin_rule;
 pub mod contact;
 pub mod lead;
 pub mod note;
@@ -19,6 +21,8 @@ pub mod pipeline;
 pub mod stage;
 pub mod stage_transition;
 pub mod territory;
+pub mod territory_membership;
+pub mod territory_rule;
 pub mod user;
 
 pub mod prelude {
@@ -34,5 +38,7 @@ pub mod prelude {
     pub use super::stage::Entity as Stage;
     pub use super::stage_transition::Entity as StageTransition;
     pub use super::territory::Entity as Territory;
+    pub use super::territory_membership::Entity as TerritoryMembership;
+    pub use super::territory_rule::Entity as TerritoryRule;
     pub use super::user::Entity as User;
 }

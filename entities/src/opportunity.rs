@@ -22,6 +22,9 @@ pub struct Model {
     pub lost_reason: Option<String>,
     pub stage_entered_at: DateTimeUtc,
     pub closed_at: Option<DateTimeUtc>,
+    /// A copy of the account's territory, kept in step by the services, so that
+    /// visibility filters need no join.
+    pub territory_id: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     /// Optimistic-concurrency version; every update must name the version it read.

@@ -51,7 +51,7 @@ pub async fn state(
     metrics: Arc<Metrics>,
     limits: Limits,
 ) -> anyhow::Result<AppState> {
-    let authz = Authz::load().await?;
+    let authz = Authz::load(&db).await?;
     let services = Services::new(
         db,
         authz,
@@ -93,13 +93,21 @@ pub async fn start(
     let metrics = Metrics::new();
     let db = open_database(db_args, &metrics).await?;
     let state = state(db, metrics, limits).await?;
+    let watcher = state
+        .services
+        .authz
+        .spawn_watcher(std::time::Duration::from_millis(
+            state.limits.policy_poll_ms.max(10),
+        ));
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = router(state.clone());
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
-            .await
+            .await;
+        watcher.abort();
+        served
     });
     Ok(RunningServer { addr, state, task })
 }
@@ -268,10 +276,15 @@ async fn execute(
         );
     }
 
+    // The caller's territory scope, expanded once per policy version and cached.
+    let scope = match &actor {
+        Some(a) => state.services.authz.scope(a).await,
+        None => std::sync::Arc::new(crate::authz::Scope::nothing()),
+    };
     let prepared: Vec<Request> = requests
         .into_iter()
         .map(|r| {
-            let r = r.data(Loaders::new(&state.services.db));
+            let r = r.data(Loaders::new(&state.services.db, scope.clone()));
             match &actor {
                 Some(a) => r.data(a.clone()),
                 None => r.disable_introspection(),

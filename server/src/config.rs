@@ -47,6 +47,10 @@ pub struct Limits {
     /// through another instance takes up to this long to reach this one; 0 disables.
     #[arg(long, env = "ACCORD_AUTH_CACHE_SECONDS", default_value_t = 5)]
     pub auth_cache_seconds: u64,
+    /// How often this instance checks whether another instance changed the territory
+    /// policy, in milliseconds. Its own changes apply at once.
+    #[arg(long, env = "ACCORD_POLICY_POLL_MS", default_value_t = 1000)]
+    pub policy_poll_ms: u64,
 }
 
 impl Default for Limits {
@@ -58,6 +62,7 @@ impl Default for Limits {
             max_complexity: 20_000,
             session_hours: 24 * 7,
             auth_cache_seconds: 5,
+            policy_poll_ms: 1000,
         }
     }
 }

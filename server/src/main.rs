@@ -129,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
             let metrics = accord::metrics::Metrics::new();
             let db = accord::app::open_database(&cli.db, &metrics).await?;
-            let authz = accord::authz::Authz::load().await?;
+            let authz = accord::authz::Authz::load(&db).await?;
             let svc = accord::services::Services::new(db, authz, std::time::Duration::ZERO);
             let display_name =
                 name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());

@@ -261,6 +261,62 @@ impl TestServer {
             .to_owned()
     }
 
+    /// The global ID of the user behind `token`.
+    pub async fn user_id(&self, token: &str) -> String {
+        let v = self.gql(Some(token), "{ me { id } }", json!({})).await;
+        data(&v)["me"]["id"].as_str().expect("me.id").to_owned()
+    }
+
+    /// Creates a territory (as `token`, usually an admin) and returns its ID.
+    pub async fn territory(&self, token: &str, name: &str, parent: Option<&str>) -> String {
+        let v = self
+            .gql(
+                Some(token),
+                "mutation($n: String!, $p: ID) { createTerritory(input: {name: $n, parentId: $p}) { territory { id } } }",
+                json!({ "n": name, "p": parent }),
+            )
+            .await;
+        data(&v)["createTerritory"]["territory"]["id"]
+            .as_str()
+            .expect("territory id")
+            .to_owned()
+    }
+
+    /// Gives the user behind `member` access to a territory (`level`: READ, EDIT, OWNER).
+    pub async fn grant(
+        &self,
+        admin: &str,
+        territory: &str,
+        member: &str,
+        level: &str,
+        manager: bool,
+    ) {
+        let user = self.user_id(member).await;
+        let v = self
+            .gql(
+                Some(admin),
+                "mutation($t: ID!, $u: ID!, $l: AccessLevel!, $m: Boolean!) { setTerritoryMembership(input: {territoryId: $t, userId: $u, accessLevel: $l, isManager: $m}) { membership { id } } }",
+                json!({ "t": territory, "u": user, "l": level, "m": manager }),
+            )
+            .await;
+        data(&v);
+    }
+
+    /// Creates an account placed by hand in `territory`.
+    pub async fn create_account_in(&self, token: &str, name: &str, territory: &str) -> String {
+        let v = self
+            .gql(
+                Some(token),
+                "mutation($n: String!, $t: ID!) { createAccount(input: {name: $n, country: \"de\", territoryId: $t}) { account { id } } }",
+                json!({ "n": name, "t": territory }),
+            )
+            .await;
+        data(&v)["createAccount"]["account"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
     pub async fn create_contact(
         &self,
         token: &str,

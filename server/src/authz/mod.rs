@@ -1,16 +1,35 @@
-//! Authorization. The only module that talks to casbin: services ask
-//! [`Authz::require`] before they read or change anything.
+//! Authorization. The only module that talks to casbin. Services ask [`Authz::require`]
+//! for role permissions and [`Authz::scope`] for territory access; the scope turns into
+//! SQL conditions (see [`scope`]) and record checks.
+//!
+//! The policy lives in the database (`casbin_rule`, written by [`policy::sync`] in the
+//! transaction of every territory or membership change) and is loaded through the
+//! SeaORM [`adapter`]. Each instance reloads it when the stored policy version moves:
+//! right after its own changes, and by polling for other instances' changes.
 
+pub mod adapter;
+pub mod policy;
+pub mod scope;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
-use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
-use tokio::sync::RwLock;
+use accord_entities::territory_membership::AccessLevel;
+use accord_entities::user::Role;
+use casbin::{CoreApi, DefaultModel, DefaultRoleManager, EnforceContext, Enforcer, MgmtApi};
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Mutex, RwLock};
 
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
+pub use scope::Scope;
 
 const MODEL: &str = include_str!("model.conf");
-const POLICY: &str = include_str!("policy.csv");
+
+/// Deepest territory hierarchy the role graph follows (casbin's default is 10).
+pub const MAX_TERRITORY_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
@@ -23,6 +42,7 @@ pub enum Resource {
     User,
     Token,
     Audit,
+    Territory,
 }
 
 impl Resource {
@@ -37,6 +57,7 @@ impl Resource {
             Resource::User => "user",
             Resource::Token => "token",
             Resource::Audit => "audit",
+            Resource::Territory => "territory",
         }
     }
 }
@@ -47,6 +68,7 @@ pub enum Action {
     Write,
     Delete,
     ManageOwn,
+    Manage,
 }
 
 impl Action {
@@ -56,44 +78,158 @@ impl Action {
             Action::Write => "write",
             Action::Delete => "delete",
             Action::ManageOwn => "manage_own",
+            Action::Manage => "manage",
         }
     }
+}
+
+pub fn role_subject(role: Role) -> String {
+    format!("role:{}", role.as_str())
+}
+
+/// One decision explained: the lines of the policy that matched, and the verdict.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub allowed: bool,
+    pub matched: Vec<Vec<String>>,
+}
+
+/// The record a territory decision is about.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef {
+    pub territory_id: Option<i64>,
+    /// Deals only: their owner.
+    pub owner_id: Option<i64>,
 }
 
 #[derive(Clone)]
 pub struct Authz {
-    enforcer: Arc<RwLock<Enforcer>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    enforcer: RwLock<Enforcer>,
+    /// Policy version the enforcer holds.
+    version: AtomicI64,
+    scopes: std::sync::Mutex<HashMap<(i64, Role), Arc<Scope>>>,
+    reload: Mutex<()>,
+    last_reload: std::sync::Mutex<Duration>,
+}
+
+async fn build_enforcer(db: &DatabaseConnection) -> anyhow::Result<Enforcer> {
+    let model = DefaultModel::from_str(MODEL).await?;
+    let mut enforcer = Enforcer::new(model, adapter::SeaOrmAdapter::new(db.clone())).await?;
+    enforcer.set_role_manager(Arc::new(parking_lot::RwLock::new(DefaultRoleManager::new(
+        MAX_TERRITORY_DEPTH + 4,
+    ))))?;
+    enforcer.load_policy().await?;
+    Ok(enforcer)
 }
 
 impl Authz {
-    /// Builds the enforcer from the model and role policies shipped in the binary.
-    pub async fn load() -> anyhow::Result<Self> {
-        let model = DefaultModel::from_str(MODEL).await?;
-        let mut enforcer = Enforcer::new(model, MemoryAdapter::default()).await?;
-        let mut policies = Vec::new();
-        let mut groupings = Vec::new();
-        for line in POLICY
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    /// Brings the stored policy in line with the tables (a fresh database gets its
+    /// first policy here) and loads it.
+    pub async fn load(db: &DatabaseConnection) -> anyhow::Result<Self> {
+        let txn = crate::db::begin_write(db).await?;
+        crate::db::serialize_on(&txn, "authz-policy", 0).await?;
+        policy::sync(&txn).await?;
+        let version = policy::version(&txn).await?;
+        txn.commit().await?;
+        let started = Instant::now();
+        let enforcer = build_enforcer(db).await?;
+        Ok(Authz {
+            inner: Arc::new(Inner {
+                db: db.clone(),
+                enforcer: RwLock::new(enforcer),
+                version: AtomicI64::new(version),
+                scopes: std::sync::Mutex::new(HashMap::new()),
+                reload: Mutex::new(()),
+                last_reload: std::sync::Mutex::new(started.elapsed()),
+            }),
+        })
+    }
+
+    /// How long the last full policy load took.
+    pub fn last_reload_duration(&self) -> Duration {
+        self.inner
+            .last_reload
+            .lock()
+            .map(|d| *d)
+            .unwrap_or_default()
+    }
+
+    pub fn policy_version(&self) -> i64 {
+        self.inner.version.load(Ordering::Acquire)
+    }
+
+    /// Reloads the policy if the stored version moved. Returns whether it reloaded.
+    pub async fn refresh(&self) -> AppResult<bool> {
+        let stored = policy::version(&self.inner.db).await?;
+        if stored == self.policy_version() {
+            return Ok(false);
+        }
+        let _one_at_a_time = self.inner.reload.lock().await;
+        let stored = policy::version(&self.inner.db).await?;
+        if stored == self.policy_version() {
+            return Ok(false);
+        }
+        self.reload_now(stored).await?;
+        Ok(true)
+    }
+
+    /// Reloads the whole policy from the database, unconditionally.
+    pub async fn reload_now(&self, version: i64) -> AppResult<()> {
+        let started = Instant::now();
         {
-            let mut fields: Vec<String> = line.split(',').map(|f| f.trim().to_owned()).collect();
-            match fields.first().map(String::as_str) {
-                Some("p") => policies.push(fields.split_off(1)),
-                Some("g") => groupings.push(fields.split_off(1)),
-                _ => anyhow::bail!("unrecognised policy line: {line}"),
+            let mut enforcer = self.inner.enforcer.write().await;
+            enforcer
+                .load_policy()
+                .await
+                .map_err(|e| AppError::internal(anyhow::anyhow!("casbin reload failed: {e}")))?;
+            self.inner.version.store(version, Ordering::Release);
+            if let Ok(mut scopes) = self.inner.scopes.lock() {
+                scopes.clear();
             }
         }
-        enforcer.add_policies(policies).await?;
-        enforcer.add_grouping_policies(groupings).await?;
-        Ok(Authz {
-            enforcer: Arc::new(RwLock::new(enforcer)),
+        let took = started.elapsed();
+        if let Ok(mut last) = self.inner.last_reload.lock() {
+            *last = took;
+        }
+        tracing::info!(
+            version,
+            ms = took.as_secs_f64() * 1000.0,
+            "casbin policy reloaded"
+        );
+        Ok(())
+    }
+
+    /// Polls the stored policy version so changes made through other instances
+    /// take effect here within `every`.
+    pub fn spawn_watcher(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let authz = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = authz.refresh().await {
+                    tracing::warn!(error = %e, "policy version check failed");
+                }
+            }
         })
     }
 
     pub async fn can(&self, actor: &Actor, resource: Resource, action: Action) -> bool {
-        let enforcer = self.enforcer.read().await;
-        match enforcer.enforce((actor.role.as_str(), resource.as_str(), action.as_str())) {
+        let enforcer = self.inner.enforcer.read().await;
+        match enforcer.enforce_with_context(
+            EnforceContext::new("2"),
+            (
+                role_subject(actor.role).as_str(),
+                resource.as_str(),
+                action.as_str(),
+            ),
+        ) {
             Ok(allowed) => allowed,
             Err(e) => {
                 tracing::error!(error = %e, "casbin enforce failed; denying");
@@ -119,12 +255,170 @@ impl Authz {
             )))
         }
     }
+
+    /// The actor's territory access, expanded once per policy version and cached.
+    pub async fn scope(&self, actor: &Actor) -> Arc<Scope> {
+        self.scope_of(actor.user_id, actor.role).await
+    }
+
+    pub async fn scope_of(&self, user_id: i64, role: Role) -> Arc<Scope> {
+        if let Some(hit) = self
+            .inner
+            .scopes
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&(user_id, role)).cloned())
+        {
+            return hit;
+        }
+        let enforcer = self.inner.enforcer.read().await;
+        let scope = Arc::new(expand_scope(&enforcer, user_id, role));
+        if let Ok(mut scopes) = self.inner.scopes.lock() {
+            scopes.insert((user_id, role), scope.clone());
+        }
+        scope
+    }
+
+    /// Asks casbin itself about one record, and which policy lines decided.
+    pub async fn decide(
+        &self,
+        user_id: i64,
+        role: Role,
+        record: RecordRef,
+        need: AccessLevel,
+    ) -> AppResult<Decision> {
+        let enforcer = self.inner.enforcer.read().await;
+        decide_with(&enforcer, user_id, role, record, need)
+    }
+
+    /// The role-permission lines that grant `role` the action on the resource.
+    pub async fn role_lines(&self, role: Role, resource: &str, action: &str) -> Vec<Vec<String>> {
+        let enforcer = self.inner.enforcer.read().await;
+        let rm = enforcer.get_role_manager();
+        let subject = role_subject(role);
+        enforcer
+            .get_named_policy("p2")
+            .into_iter()
+            .filter(|p| {
+                p.len() >= 3
+                    && rm.read().has_link(&subject, &p[0], None)
+                    && (p[1] == "*" || p[1] == resource)
+                    && (p[2] == "*" || p[2] == action)
+            })
+            .collect()
+    }
+
+    /// The chain of territories from `territory` up to the root, as casbin's role
+    /// graph knows it.
+    pub async fn territory_path(&self, territory: i64) -> Vec<i64> {
+        let enforcer = self.inner.enforcer.read().await;
+        let rm = enforcer.get_role_manager();
+        let rm = rm.read();
+        let mut path = vec![territory];
+        let mut current = policy::territory_subject(Some(territory));
+        for _ in 0..MAX_TERRITORY_DEPTH {
+            let parents = rm.get_roles(&current, None);
+            let Some(parent) = parents.into_iter().find(|p| p.starts_with("territory:")) else {
+                break;
+            };
+            if let Some(id) = parse_territory(&parent) {
+                path.push(id);
+            }
+            current = parent;
+        }
+        path
+    }
+}
+
+pub fn decide_with(
+    enforcer: &Enforcer,
+    user_id: i64,
+    role: Role,
+    record: RecordRef,
+    need: AccessLevel,
+) -> AppResult<Decision> {
+    let owner = record
+        .owner_id
+        .map(policy::user_subject)
+        .unwrap_or_default();
+    let (allowed, matched) = enforcer
+        .enforce_ex((
+            policy::user_subject(user_id).as_str(),
+            role_subject(role).as_str(),
+            policy::territory_subject(record.territory_id).as_str(),
+            policy::level_subject(need).as_str(),
+            owner.as_str(),
+        ))
+        .map_err(|e| AppError::internal(anyhow::anyhow!("casbin enforce failed: {e}")))?;
+    Ok(Decision { allowed, matched })
+}
+
+fn parse_territory(subject: &str) -> Option<i64> {
+    subject.strip_prefix("territory:")?.parse().ok()
+}
+
+fn parse_level(subject: &str) -> Option<AccessLevel> {
+    match subject.strip_prefix("level:")? {
+        "read" => Some(AccessLevel::Read),
+        "edit" => Some(AccessLevel::Edit),
+        "owner" => Some(AccessLevel::Owner),
+        _ => None,
+    }
+}
+
+/// Expands a user's grants from the loaded policy: `all` grants make the scope
+/// unrestricted; `member` grants cover their territory; `manager` grants cover the
+/// territory and everything below it in the role graph. The oracle test checks the
+/// result against `enforce` record by record.
+pub fn expand_scope(enforcer: &Enforcer, user_id: i64, role: Role) -> Scope {
+    let rm = enforcer.get_role_manager();
+    let rm = rm.read();
+    let role_name = role_subject(role);
+    let user = policy::user_subject(user_id);
+    let mut levels: HashMap<i64, AccessLevel> = HashMap::new();
+    let mut managed = BTreeSet::new();
+    for grant in enforcer.get_policy() {
+        let [sub, terr, act, scope] = grant.as_slice() else {
+            continue;
+        };
+        match scope.as_str() {
+            "all" if rm.has_link(&role_name, sub, None) => return Scope::unrestricted(user_id),
+            "member" | "manager" if *sub == user => {
+                let (Some(root), Some(level)) = (parse_territory(terr), parse_level(act)) else {
+                    continue;
+                };
+                let mut covered = vec![root];
+                if scope == "manager" {
+                    let mut queue = VecDeque::from([terr.clone()]);
+                    let mut seen = BTreeSet::from([terr.clone()]);
+                    while let Some(t) = queue.pop_front() {
+                        for child in rm.get_users(&t, None) {
+                            if child.starts_with("territory:") && seen.insert(child.clone()) {
+                                if let Some(id) = parse_territory(&child) {
+                                    covered.push(id);
+                                }
+                                queue.push_back(child);
+                            }
+                        }
+                    }
+                    managed.extend(covered.iter().copied());
+                }
+                for t in covered {
+                    let best = levels.entry(t).or_insert(level);
+                    if level > *best {
+                        *best = level;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Scope::new(user_id, levels, managed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use accord_entities::user::Role;
 
     fn actor(role: Role) -> Actor {
         Actor {
@@ -134,9 +428,16 @@ mod tests {
         }
     }
 
+    async fn authz() -> Authz {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        use accord_migration::MigratorTrait;
+        accord_migration::Migrator::up(&db, None).await.unwrap();
+        Authz::load(&db).await.unwrap()
+    }
+
     #[tokio::test]
     async fn roles_follow_the_policy_file() {
-        let authz = Authz::load().await.unwrap();
+        let authz = authz().await;
         let rep = actor(Role::Rep);
         let manager = actor(Role::SalesManager);
         let admin = actor(Role::Admin);
@@ -158,5 +459,29 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code(), "FORBIDDEN");
+    }
+
+    #[tokio::test]
+    async fn admins_see_everything_and_others_nothing_without_grants() {
+        let authz = authz().await;
+        assert!(authz.scope(&actor(Role::Admin)).await.unrestricted);
+        let rep = authz.scope(&actor(Role::Rep)).await;
+        assert!(!rep.unrestricted);
+        assert!(!rep.allows(Some(1), AccessLevel::Read));
+        assert!(!rep.allows(None, AccessLevel::Read));
+        let d = authz
+            .decide(
+                1,
+                Role::Rep,
+                RecordRef {
+                    territory_id: Some(1),
+                    owner_id: Some(1),
+                },
+                AccessLevel::Edit,
+            )
+            .await
+            .unwrap();
+        assert!(d.allowed, "a deal's owner may edit it");
+        assert_eq!(d.matched[0][3], "record_owner");
     }
 }

@@ -37,6 +37,7 @@ pub struct AccountFilter {
     pub size: Option<AccountSize>,
     pub parent_id: Option<ID>,
     pub owner_id: Option<ID>,
+    pub territory_id: Option<ID>,
 }
 
 #[derive(InputObject)]
@@ -53,6 +54,9 @@ pub struct CreateAccountInput {
     pub website: Option<String>,
     pub parent_id: Option<ID>,
     pub owner_id: Option<ID>,
+    /// Places the account by hand (assignment rules then leave it alone). Without it
+    /// the rules place it; it must land in a territory you can edit.
+    pub territory_id: Option<ID>,
 }
 
 /// Omitted fields stay as they are; `null` clears a nullable field.
@@ -71,6 +75,9 @@ pub struct UpdateAccountInput {
     pub website: MaybeUndefined<String>,
     pub parent_id: MaybeUndefined<ID>,
     pub owner_id: MaybeUndefined<ID>,
+    /// Moves the account by hand (takes owner access to its current territory and
+    /// edit access to the new one); `null` hands it back to the assignment rules.
+    pub territory_id: MaybeUndefined<ID>,
 }
 
 #[derive(SimpleObject)]
@@ -130,7 +137,11 @@ impl AccountQuery {
             size: f.size.map(Into::into),
             parent_id: decode_opt("filter.parentId", f.parent_id.as_ref(), NodeKind::Account)?,
             owner_id: decode_opt("filter.ownerId", f.owner_id.as_ref(), NodeKind::User)?,
-            territory_id: None,
+            territory_id: decode_opt(
+                "filter.territoryId",
+                f.territory_id.as_ref(),
+                NodeKind::Territory,
+            )?,
         };
         let o = order_by.unwrap_or_default();
         let sort = match o.field {
@@ -185,7 +196,11 @@ impl AccountMutation {
             currency: input.currency,
             website: input.website,
             parent_id: decode_opt("parentId", input.parent_id.as_ref(), NodeKind::Account)?,
-            territory_id: None,
+            territory_id: decode_opt(
+                "territoryId",
+                input.territory_id.as_ref(),
+                NodeKind::Territory,
+            )?,
             owner_id: decode_opt("ownerId", input.owner_id.as_ref(), NodeKind::User)?,
         };
         let account = accounts::create(services(ctx), actor(ctx)?, new).await?;
@@ -210,7 +225,7 @@ impl AccountMutation {
             currency: input.currency,
             website: input.website.into(),
             parent_id: id_patch("parentId", input.parent_id, NodeKind::Account)?,
-            territory_id: None,
+            territory_id: id_patch("territoryId", input.territory_id, NodeKind::Territory)?,
             owner_id: id_patch("ownerId", input.owner_id, NodeKind::User)?,
         };
         let account =

@@ -21,10 +21,13 @@ pub enum NodeKind {
     StageTransition,
     Note,
     AuditEntry,
+    Territory,
+    TerritoryMembership,
+    AssignmentRule,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 12] = [
+    const ALL: [NodeKind; 15] = [
         NodeKind::User,
         NodeKind::ApiToken,
         NodeKind::Account,
@@ -37,6 +40,9 @@ impl NodeKind {
         NodeKind::StageTransition,
         NodeKind::Note,
         NodeKind::AuditEntry,
+        NodeKind::Territory,
+        NodeKind::TerritoryMembership,
+        NodeKind::AssignmentRule,
     ];
 
     /// The GraphQL type name, also used as the audit log's entity type.
@@ -54,6 +60,9 @@ impl NodeKind {
             NodeKind::StageTransition => "StageTransition",
             NodeKind::Note => "Note",
             NodeKind::AuditEntry => "AuditEntry",
+            NodeKind::Territory => "Territory",
+            NodeKind::TerritoryMembership => "TerritoryMembership",
+            NodeKind::AssignmentRule => "AssignmentRule",
         }
     }
 }

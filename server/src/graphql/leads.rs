@@ -90,6 +90,9 @@ pub struct ConvertLeadInput {
     pub version: i32,
     /// Attach the contact to this account instead of creating one from the lead's company.
     pub existing_account_id: Option<ID>,
+    /// Territory of the new account (ignored with `existingAccountId`); without it the
+    /// assignment rules place the account.
+    pub territory_id: Option<ID>,
     /// Also open a deal in this pipeline's first stage.
     pub opportunity: Option<ConversionOpportunityInput>,
 }
@@ -253,6 +256,11 @@ impl LeadMutation {
                 "existingAccountId",
                 input.existing_account_id.as_ref(),
                 NodeKind::Account,
+            )?,
+            territory_id: decode_opt(
+                "territoryId",
+                input.territory_id.as_ref(),
+                NodeKind::Territory,
             )?,
             opportunity,
         };

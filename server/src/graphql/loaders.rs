@@ -8,15 +8,19 @@ use std::sync::Arc;
 
 use accord_entities::opportunity_contact_role as role;
 use accord_entities::{
-    account, contact, note, opportunity, pipeline, stage, stage_transition, user,
+    account, contact, note, opportunity, pipeline, stage, stage_transition, territory,
+    territory_membership, user,
 };
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::Iterable;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IdenStatic, ModelTrait, Order,
-    PrimaryKeyToColumn, PrimaryKeyTrait, QueryFilter, QueryOrder, QuerySelect, Value,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, IdenStatic, ModelTrait, Order,
+    PrimaryKeyToColumn, PrimaryKeyTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Value,
 };
+
+use crate::authz::Scope;
+use accord_entities::territory_membership::AccessLevel;
 
 pub type LoadError = Arc<DbErr>;
 
@@ -36,6 +40,8 @@ fn primary_column<E: EntityTrait>() -> Option<E::Column> {
 pub struct ById<E> {
     db: DatabaseConnection,
     entity: PhantomData<E>,
+    /// The caller's visibility condition on `E`, if it has one (see `authz::scope`).
+    visible: Option<Condition>,
 }
 
 impl<E> Loader<i64> for ById<E>
@@ -53,6 +59,7 @@ where
         };
         let rows = E::find()
             .filter(id.is_in(keys.iter().copied()))
+            .apply_if(self.visible.clone(), QueryFilter::filter)
             .all(&self.db)
             .await?;
         Ok(rows
@@ -67,6 +74,7 @@ pub struct ByParent<E: EntityTrait> {
     db: DatabaseConnection,
     parent: E::Column,
     order: E::Column,
+    visible: Option<Condition>,
 }
 
 impl<E> Loader<i64> for ByParent<E>
@@ -84,6 +92,7 @@ where
         };
         let rows = E::find()
             .filter(self.parent.is_in(keys.iter().copied()))
+            .apply_if(self.visible.clone(), QueryFilter::filter)
             .order_by_asc(self.order)
             .order_by_asc(id)
             .all(&self.db)
@@ -105,6 +114,7 @@ pub struct FirstPerParent<E: EntityTrait> {
     parent: E::Column,
     order: E::Column,
     descending: bool,
+    visible: Option<Condition>,
 }
 
 /// `(parent id, page size)`
@@ -138,12 +148,15 @@ where
                 o = self.order.as_str(),
                 i = id.as_str(),
             );
-            let inner = Query::select()
+            let mut inner = Query::select()
                 .column(Asterisk)
                 .expr_as(Expr::cust(rank), Alias::new("page_rank"))
                 .from(E::default())
                 .and_where(self.parent.is_in(parents.iter().copied()))
                 .to_owned();
+            if let Some(visible) = &self.visible {
+                inner.cond_where(visible.clone());
+            }
             let outer = Query::select()
                 .column(Asterisk)
                 .from_subquery(inner, Alias::new("ranked"))
@@ -170,6 +183,7 @@ where
 pub struct CountPerParent<E: EntityTrait> {
     db: DatabaseConnection,
     parent: E::Column,
+    visible: Option<Condition>,
 }
 
 impl<E> Loader<i64> for CountPerParent<E>
@@ -186,6 +200,7 @@ where
             .column(self.parent)
             .column_as(Expr::col(Asterisk).count(), "n")
             .filter(self.parent.is_in(keys.iter().copied()))
+            .apply_if(self.visible.clone(), QueryFilter::filter)
             .group_by(self.parent)
             .into_tuple()
             .all(&self.db)
@@ -208,6 +223,8 @@ where
 pub struct Loaders {
     /// For preloads that join several entities in one statement.
     pub db: DatabaseConnection,
+    /// What the caller may see; every loader below filters by it.
+    pub scope: Arc<Scope>,
     pub users: Dl<ById<user::Entity>>,
     pub accounts: Dl<ById<account::Entity>>,
     pub contacts: Dl<ById<contact::Entity>>,
@@ -215,6 +232,9 @@ pub struct Loaders {
     pub stages: Dl<ById<stage::Entity>>,
     pub opportunities: Dl<ById<opportunity::Entity>>,
     pub stages_by_pipeline: Dl<ByParent<stage::Entity>>,
+    pub territories: Dl<ById<territory::Entity>>,
+    pub territory_children: Dl<ByParent<territory::Entity>>,
+    pub memberships_by_territory: Dl<ByParent<territory_membership::Entity>>,
     pub roles_by_opportunity: Dl<ByParent<role::Entity>>,
     pub roles_by_contact: Dl<ByParent<role::Entity>>,
     pub transitions_by_opportunity: Dl<ByParent<stage_transition::Entity>>,
@@ -231,8 +251,8 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection) -> Self {
-        fn by_id<E>(db: &DatabaseConnection) -> Dl<ById<E>>
+    pub fn new(db: &DatabaseConnection, scope: Arc<Scope>) -> Self {
+        fn by_id<E>(db: &DatabaseConnection, visible: Option<Condition>) -> Dl<ById<E>>
         where
             E: EntityTrait + Send + Sync + 'static,
             E::Model: Clone + Send + Sync + 'static,
@@ -241,75 +261,103 @@ impl Loaders {
             dl(ById {
                 db: db.clone(),
                 entity: PhantomData,
+                visible,
             })
         }
-        let by_parent = |parent, order| ByParent {
-            db: db.clone(),
-            parent,
-            order,
-        };
+        let accounts = scope.accounts(AccessLevel::Read);
+        let contacts = scope.contacts(AccessLevel::Read);
+        let opportunities = scope.opportunities(AccessLevel::Read);
+        let roles = scope.contact_roles();
+        // Notes and stage transitions are reached only through a parent the caller can
+        // already see, so they need no filter of their own.
         let notes = |parent| FirstPerParent::<note::Entity> {
             db: db.clone(),
             parent,
             order: note::Column::CreatedAt,
             descending: true,
+            visible: None,
         };
         Loaders {
             db: db.clone(),
-            users: by_id(db),
-            accounts: by_id(db),
-            contacts: by_id(db),
-            pipelines: by_id(db),
-            stages: by_id(db),
-            opportunities: by_id(db),
+            scope: scope.clone(),
+            users: by_id(db, None),
+            accounts: by_id(db, accounts.clone()),
+            contacts: by_id(db, contacts.clone()),
+            pipelines: by_id(db, None),
+            territories: by_id(db, None),
+            territory_children: dl(ByParent::<territory::Entity> {
+                db: db.clone(),
+                parent: territory::Column::ParentId,
+                order: territory::Column::Name,
+                visible: None,
+            }),
+            memberships_by_territory: dl(ByParent::<territory_membership::Entity> {
+                db: db.clone(),
+                parent: territory_membership::Column::TerritoryId,
+                order: territory_membership::Column::CreatedAt,
+                visible: None,
+            }),
+            stages: by_id(db, None),
+            opportunities: by_id(db, opportunities.clone()),
             stages_by_pipeline: dl(ByParent::<stage::Entity> {
                 db: db.clone(),
                 parent: stage::Column::PipelineId,
                 order: stage::Column::Position,
+                visible: None,
             }),
             roles_by_opportunity: dl(ByParent::<role::Entity> {
                 db: db.clone(),
                 parent: role::Column::OpportunityId,
                 order: role::Column::CreatedAt,
+                visible: roles.clone(),
             }),
             roles_by_contact: dl(ByParent::<role::Entity> {
                 db: db.clone(),
                 parent: role::Column::ContactId,
                 order: role::Column::CreatedAt,
+                visible: roles,
             }),
             transitions_by_opportunity: dl(ByParent::<stage_transition::Entity> {
                 db: db.clone(),
                 parent: stage_transition::Column::OpportunityId,
                 order: stage_transition::Column::TransitionedAt,
+                visible: None,
             }),
-            reports_by_contact: dl(by_parent(
-                contact::Column::ReportsToId,
-                contact::Column::LastName,
-            )),
+            reports_by_contact: dl(ByParent::<contact::Entity> {
+                db: db.clone(),
+                parent: contact::Column::ReportsToId,
+                order: contact::Column::LastName,
+                visible: contacts.clone(),
+            }),
             children_by_account: dl(ByParent::<account::Entity> {
                 db: db.clone(),
                 parent: account::Column::ParentId,
                 order: account::Column::Name,
+                visible: accounts,
             }),
             contacts_by_account: dl(FirstPerParent::<contact::Entity> {
                 db: db.clone(),
                 parent: contact::Column::AccountId,
                 order: contact::Column::LastName,
                 descending: false,
+                visible: contacts.clone(),
             }),
             contact_count_by_account: dl(CountPerParent::<contact::Entity> {
                 db: db.clone(),
                 parent: contact::Column::AccountId,
+                visible: contacts,
             }),
             opportunities_by_account: dl(FirstPerParent::<opportunity::Entity> {
                 db: db.clone(),
                 parent: opportunity::Column::AccountId,
                 order: opportunity::Column::CreatedAt,
                 descending: false,
+                visible: opportunities.clone(),
             }),
             opportunity_count_by_account: dl(CountPerParent::<opportunity::Entity> {
                 db: db.clone(),
                 parent: opportunity::Column::AccountId,
+                visible: opportunities,
             }),
             notes_by_account: dl(notes(note::Column::AccountId)),
             notes_by_contact: dl(notes(note::Column::ContactId)),

@@ -4,12 +4,14 @@ use async_graphql::{Context, ID, Object};
 
 use crate::error::AppError;
 use crate::graphql::ids::{NodeKind, decode_any};
-use crate::graphql::types::Note;
 use crate::graphql::types::{
     Account, Contact, Lead, Node, Opportunity, OpportunityContactRole, Pipeline, Stage, User,
 };
+use crate::graphql::types::{AssignmentRule, Note, Territory, TerritoryMembership};
 use crate::graphql::{actor, services};
-use crate::services::{accounts, contacts, leads, notes, opportunities, pipelines, users};
+use crate::services::{
+    accounts, contacts, leads, notes, opportunities, pipelines, territories, users,
+};
 
 #[derive(Default)]
 pub struct NodeQuery;
@@ -37,6 +39,15 @@ impl NodeQuery {
                 opportunities::get_contact_role(svc, actor, id).await?,
             )),
             (NodeKind::Note, id) => Node::Note(Note(notes::get(svc, actor, id).await?)),
+            (NodeKind::Territory, id) => {
+                Node::Territory(Territory(territories::get(svc, actor, id).await?))
+            }
+            (NodeKind::TerritoryMembership, id) => Node::TerritoryMembership(TerritoryMembership(
+                territories::get_membership(svc, actor, id).await?,
+            )),
+            (NodeKind::AssignmentRule, id) => {
+                Node::AssignmentRule(AssignmentRule(territories::get_rule(svc, actor, id).await?))
+            }
             (NodeKind::ApiToken | NodeKind::StageTransition | NodeKind::AuditEntry, _) => {
                 return Err(AppError::NotFound("node").into());
             }

@@ -10,6 +10,7 @@ use super::node::NodeQuery;
 use super::notes::NoteMutation;
 use super::opportunities::{OpportunityMutation, OpportunityQuery};
 use super::pipelines::{PipelineMutation, PipelineQuery};
+use super::territories::{TerritoryMutation, TerritoryQuery};
 use super::users::{UserMutation, UserQuery};
 use crate::config::Limits;
 
@@ -23,6 +24,7 @@ pub struct QueryRoot(
     PipelineQuery,
     OpportunityQuery,
     AuditQuery,
+    TerritoryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -34,6 +36,7 @@ pub struct MutationRoot(
     PipelineMutation,
     OpportunityMutation,
     NoteMutation,
+    TerritoryMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

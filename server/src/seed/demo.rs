@@ -5,6 +5,7 @@ use accord_entities::account::AccountSize;
 use accord_entities::lead::{Grade, LeadSource, LeadStatus};
 use accord_entities::opportunity_contact_role::ContactRole;
 use accord_entities::stage::StageKind;
+use accord_entities::territory::TerritoryKind;
 use accord_entities::user::Role;
 use accord_entities::{
     account, contact, lead, opportunity, opportunity_contact_role, pipeline, stage,
@@ -242,7 +243,10 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, String
             id: NotSet,
             name: Set((*name).into()),
             parent_id: Set(parent.map(|p| territories[p].id)),
+            kind: Set(TerritoryKind::Geography),
+            description: Set(None),
             created_at: Set(now - Duration::days(400)),
+            version: Set(1),
         }
         .insert(&txn)
         .await?;
@@ -276,6 +280,7 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, String
             ))),
             parent_id: Set(parent.map(|p| accounts[p].id)),
             territory_id: Set(Some(territories[*terr].id)),
+            territory_manual: Set(false),
             owner_id: Set(Some(users[*owner].id)),
             created_at: Set(created),
             updated_at: Set(created),
@@ -315,6 +320,7 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, String
                 ))),
                 phone: Set(Some(format!("+1 555 01{:02}", name_seq % 100))),
                 reports_to_id: Set(reports_to.map(|r| contacts[r].id)),
+                territory_id: Set(acc.territory_id),
                 created_at: Set(acc.created_at),
                 updated_at: Set(acc.created_at),
                 version: Set(1),
@@ -386,6 +392,7 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, String
                     id: NotSet,
                     name: Set(format!("{} - {} {}", acc.name, pipeline.name, deal_no)),
                     account_id: Set(acc.id),
+                    territory_id: Set(acc.territory_id),
                     owner_id: Set(owner),
                     pipeline_id: Set(pipeline.id),
                     stage_id: Set(target_stage.id),

@@ -9,10 +9,12 @@ use accord_entities::account::AccountSize;
 use accord_entities::lead::{Grade, LeadSource};
 use accord_entities::opportunity_contact_role::ContactRole;
 use accord_entities::stage::StageKind;
+use accord_entities::territory::TerritoryKind;
+use accord_entities::territory_membership::AccessLevel;
 use accord_entities::user::Role;
 use accord_entities::{
     account, contact, opportunity, opportunity_contact_role, pipeline, stage, stage_transition,
-    territory, user,
+    territory, territory_membership, user,
 };
 use chrono::{DateTime, Duration, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,8 +22,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QuerySelect,
-    Set, Statement, TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, NotSet,
+    QuerySelect, Set, Statement, TransactionTrait,
 };
 
 use crate::auth::hash_password;
@@ -197,10 +199,49 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
             name: Set(format!("Territory {i}")),
             // A tree: 1 root, then each node's parent is an earlier node (fan-out ~5).
             parent_id: Set((i > 1).then(|| terr0 + (i - 2) / 5 + 1)),
+            kind: Set(TerritoryKind::Geography),
+            description: Set(None),
             created_at: Set(now),
+            version: Set(1),
         })
         .collect();
     insert_chunked(&txn, territories, 4, &ProgressBar::hidden()).await?;
+
+    // Memberships: each sales manager manages one second-level subtree (owner access);
+    // each rep edits two territories and reads a third.
+    let mut memberships = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let second_level: Vec<i64> = (7..=31i64)
+        .filter(|t| *t <= plan.territories as i64)
+        .collect();
+    for i in 2..=plan.users as i64 {
+        let mut grant = |territory: i64, level: AccessLevel, manager: bool| {
+            if seen.insert((territory, i)) {
+                memberships.push(territory_membership::ActiveModel {
+                    id: NotSet,
+                    territory_id: Set(terr0 + territory),
+                    user_id: Set(user0 + i),
+                    access_level: Set(level),
+                    is_manager: Set(manager),
+                    created_at: Set(now),
+                });
+            }
+        };
+        if (2..=21).contains(&i) && !second_level.is_empty() {
+            let root = second_level[(i as usize - 2) % second_level.len()];
+            grant(root, AccessLevel::Owner, true);
+        } else {
+            let mut pick = || rng.random_range(1..=plan.territories as i64);
+            let (a, b, c) = (pick(), pick(), pick());
+            grant(a, AccessLevel::Edit, false);
+            grant(b, AccessLevel::Edit, false);
+            grant(c, AccessLevel::Read, false);
+        }
+    }
+    insert_chunked(&txn, memberships, 6, &ProgressBar::hidden()).await?;
+    crate::authz::policy::sync(&txn)
+        .await
+        .map_err(|e| anyhow::anyhow!("policy sync: {e}"))?;
 
     bar.set_message("pipeline");
     let pipeline_id = pipe0 + 1;
@@ -243,9 +284,13 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
 
     bar.set_message("accounts");
     let mut accounts = Vec::with_capacity(plan.accounts as usize);
+    // Contacts and deals copy their account's territory.
+    let mut account_territory: Vec<i64> = Vec::with_capacity(plan.accounts as usize + 1);
+    account_territory.push(0);
     for i in 1..=plan.accounts as i64 {
         let created = random_time(&mut rng);
         let industry = INDUSTRIES[rng.random_range(0..INDUSTRIES.len())];
+        account_territory.push(terr0 + rng.random_range(1..=plan.territories as i64));
         accounts.push(account::ActiveModel {
             id: Set(acc0 + i),
             name: Set(format!(
@@ -267,7 +312,8 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
             website: Set(None),
             // Every 20th account is a subsidiary of an earlier one.
             parent_id: Set((i > 20 && i % 20 == 0).then(|| acc0 + rng.random_range(1..i))),
-            territory_id: Set(Some(terr0 + rng.random_range(1..=plan.territories as i64))),
+            territory_id: Set(Some(*account_territory.last().unwrap_or(&0))),
+            territory_manual: Set(false),
             owner_id: Set(Some(user0 + rng.random_range(2..=plan.users as i64))),
             created_at: Set(created),
             updated_at: Set(created),
@@ -286,6 +332,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
         contacts.push(contact::ActiveModel {
             id: Set(con0 + i),
             account_id: Set(acc0 + account_index),
+            territory_id: Set(account_territory.get(account_index as usize).copied()),
             first_name: Set(format!("First{}", i % 997)),
             last_name: Set(format!("Last{}", i % 1009)),
             title: Set(Some(
@@ -344,6 +391,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
                 id: Set(id),
                 name: Set(format!("Deal {id}")),
                 account_id: Set(acc0 + account_index),
+                territory_id: Set(account_territory.get(account_index as usize).copied()),
                 owner_id: Set(owner),
                 pipeline_id: Set(pipeline_id),
                 stage_id: Set(stage_ids[current]),

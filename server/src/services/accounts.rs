@@ -5,11 +5,12 @@ use accord_entities::{contact, note, opportunity, territory, user};
 use chrono::Utc;
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, NotSet, PaginatorTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, PaginatorTrait,
     QueryFilter, Set,
 };
 
 use crate::auth::Actor;
+use crate::authz::Scope;
 use crate::authz::{Action, Resource};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
@@ -17,7 +18,9 @@ use crate::services::pagination::{Page, PageArgs, SortKey, SortOrder, paginate, 
 use crate::services::validate::{
     NAME_MAX, SHORT_MAX, country, currency, money_micros, optional_text, required_text,
 };
-use crate::services::{Patch, Services, audit, update_if_version};
+use crate::services::{Patch, Services, audit, gate_territory, territories, update_if_version};
+use accord_entities::territory_membership::AccessLevel;
+use sea_orm::QueryTrait;
 
 #[derive(Debug, Default, Clone)]
 pub struct NewAccount {
@@ -69,10 +72,6 @@ pub struct AccountFilter {
 }
 
 pub const DEFAULT_CURRENCY: &str = "USD";
-
-pub(crate) async fn exists<C: ConnectionTrait>(db: &C, id: i64) -> Result<bool, DbErr> {
-    Ok(account::Entity::find_by_id(id).count(db).await? > 0)
-}
 
 pub(crate) async fn require_user<C: ConnectionTrait>(
     db: &C,
@@ -128,8 +127,9 @@ pub async fn create(svc: &Services, actor: &Actor, input: NewAccount) -> AppResu
     svc.authz
         .require(actor, Resource::Account, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
-    let created = insert(&txn, input).await?;
+    let created = insert(&txn, &scope, input).await?;
     audit::record(
         &txn,
         Some(actor),
@@ -148,6 +148,7 @@ pub async fn create(svc: &Services, actor: &Actor, input: NewAccount) -> AppResu
 /// conversion). Writes no audit entry; the caller does.
 pub(crate) async fn insert<C: ConnectionTrait>(
     txn: &C,
+    scope: &Scope,
     input: NewAccount,
 ) -> AppResult<account::Model> {
     let now = Utc::now();
@@ -173,6 +174,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         website: Set(optional_text("website", input.website.as_deref(), 500)?),
         parent_id: Set(input.parent_id),
         territory_id: Set(input.territory_id),
+        territory_manual: Set(input.territory_id.is_some()),
         owner_id: Set(input.owner_id),
         created_at: Set(now),
         updated_at: Set(now),
@@ -187,6 +189,17 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     if let Some(owner) = input.owner_id {
         require_user(txn, "ownerId", owner).await?;
     }
+    let mut model = model;
+    if input.territory_id.is_none() {
+        // No manual choice: the assignment rules place it.
+        let subject = territories::RuleSubject::of_active(&model);
+        model.territory_id = Set(territories::territory_by_rules(txn, &subject).await?);
+    }
+    let placed = match &model.territory_id {
+        sea_orm::ActiveValue::Set(t) | sea_orm::ActiveValue::Unchanged(t) => *t,
+        sea_orm::ActiveValue::NotSet => None,
+    };
+    territories::require_placement(scope, placed)?;
     Ok(model.insert(txn).await?)
 }
 
@@ -200,11 +213,13 @@ pub async fn update(
     svc.authz
         .require(actor, Resource::Account, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let before = account::Entity::find_by_id(id)
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("account"))?;
+    gate_territory(&scope, before.territory_id, AccessLevel::Edit, "account")?;
     if before.version != version {
         return Err(AppError::stale_version("account"));
     }
@@ -240,11 +255,32 @@ pub async fn update(
         }
         active.parent_id = Set(v);
     }
-    if let Some(v) = changes.territory_id {
-        if let Some(t) = v {
+    match changes.territory_id {
+        // A manual assignment moves the account out of the old territory: that takes
+        // owner access there, and the new territory must be one the caller can edit.
+        Some(Some(t)) => {
+            gate_territory(&scope, before.territory_id, AccessLevel::Owner, "account")?;
             check_territory(&txn, t).await?;
+            territories::require_placement(&scope, Some(t))?;
+            active.territory_id = Set(Some(t));
+            active.territory_manual = Set(true);
         }
-        active.territory_id = Set(v);
+        // Clearing it hands the account back to the assignment rules.
+        Some(None) => {
+            gate_territory(&scope, before.territory_id, AccessLevel::Owner, "account")?;
+            active.territory_manual = Set(false);
+        }
+        None => {}
+    }
+    let manual = match &active.territory_manual {
+        sea_orm::ActiveValue::Set(v) | sea_orm::ActiveValue::Unchanged(v) => *v,
+        sea_orm::ActiveValue::NotSet => before.territory_manual,
+    };
+    if !manual {
+        let subject = territories::RuleSubject::of_active(&active);
+        if let Some(t) = territories::territory_by_rules(&txn, &subject).await? {
+            active.territory_id = Set(Some(t));
+        }
     }
     if let Some(v) = changes.owner_id {
         if let Some(owner) = v {
@@ -263,6 +299,9 @@ pub async fn update(
         "account",
     )
     .await?;
+    if after.territory_id != before.territory_id {
+        territories::propagate(&txn, id, after.territory_id).await?;
+    }
     audit::record(
         &txn,
         Some(actor),
@@ -282,11 +321,13 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
     svc.authz
         .require(actor, Resource::Account, Action::Delete)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let before = account::Entity::find_by_id(id)
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("account"))?;
+    gate_territory(&scope, before.territory_id, AccessLevel::Owner, "account")?;
     if before.version != version {
         return Err(AppError::stale_version("account"));
     }
@@ -331,7 +372,9 @@ pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<account::M
     svc.authz
         .require(actor, Resource::Account, Action::Read)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     account::Entity::find_by_id(id)
+        .apply_if(scope.accounts(AccessLevel::Read), QueryFilter::filter)
         .one(&svc.db)
         .await?
         .ok_or(AppError::NotFound("account"))
@@ -368,7 +411,9 @@ pub async fn list(
     svc.authz
         .require(actor, Resource::Account, Action::Read)
         .await?;
-    let mut query = account::Entity::find();
+    let scope = svc.authz.scope(actor).await;
+    let mut query =
+        account::Entity::find().apply_if(scope.accounts(AccessLevel::Read), QueryFilter::filter);
     if let Some(search) = optional_text("filter.search", filter.search.as_deref(), NAME_MAX)? {
         query = query.filter(text_search(&[account::Column::Name], &search));
     }

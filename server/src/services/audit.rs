@@ -87,7 +87,11 @@ pub async fn list(
     svc.authz
         .require(actor, Resource::Audit, Action::Read)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let mut query = audit_log::Entity::find();
+    if let Some(visible) = scope.audit_entries() {
+        query = query.filter(visible);
+    }
     if let Some(t) = filter.entity_type {
         query = query.filter(audit_log::Column::EntityType.eq(t));
     }

@@ -7,13 +7,29 @@ use sea_orm::{
 };
 
 use crate::auth::Actor;
+use crate::authz::Scope;
 use crate::authz::{Action, Resource};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
-use crate::services::accounts::exists as account_exists;
 use crate::services::pagination::{Page, PageArgs, SortKey, SortOrder, paginate, text_search};
 use crate::services::validate::{NAME_MAX, SHORT_MAX, email, optional_text, required_text};
-use crate::services::{Patch, Services, audit, update_if_version};
+use crate::services::{Patch, Services, audit, gate_territory, territories, update_if_version};
+use accord_entities::territory_membership::AccessLevel;
+use sea_orm::QueryTrait;
+
+/// A contact the caller can see, for references such as reports-to; others read as
+/// missing.
+pub(crate) async fn visible_contact<C: ConnectionTrait>(
+    db: &C,
+    scope: &Scope,
+    id: i64,
+    field: &str,
+) -> AppResult<contact::Model> {
+    match contact::Entity::find_by_id(id).one(db).await? {
+        Some(c) if scope.allows(c.territory_id, AccessLevel::Read) => Ok(c),
+        _ => Err(AppError::validation(field, "no such contact")),
+    }
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct NewContact {
@@ -105,8 +121,9 @@ pub async fn create(svc: &Services, actor: &Actor, input: NewContact) -> AppResu
     svc.authz
         .require(actor, Resource::Contact, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
-    let created = insert(&txn, input).await?;
+    let created = insert(&txn, &scope, input).await?;
     audit::record(
         &txn,
         Some(actor),
@@ -125,6 +142,7 @@ pub async fn create(svc: &Services, actor: &Actor, input: NewContact) -> AppResu
 /// conversion). Writes no audit entry; the caller does.
 pub(crate) async fn insert<C: ConnectionTrait>(
     txn: &C,
+    scope: &Scope,
     input: NewContact,
 ) -> AppResult<contact::Model> {
     let now = Utc::now();
@@ -142,14 +160,17 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         email: Set(email("email", input.email.as_deref())?),
         phone: Set(phone("phone", input.phone.as_deref())?),
         reports_to_id: Set(input.reports_to_id),
+        territory_id: NotSet,
         created_at: Set(now),
         updated_at: Set(now),
         version: Set(1),
     };
-    if !account_exists(txn, input.account_id).await? {
-        return Err(AppError::validation("accountId", "no such account"));
-    }
+    let territory =
+        territories::account_for_child(txn, scope, input.account_id, "accountId").await?;
+    let mut model = model;
+    model.territory_id = Set(territory);
     if let Some(manager) = input.reports_to_id {
+        visible_contact(txn, scope, manager, "reportsToId").await?;
         check_manager(txn, None, manager).await?;
     }
     Ok(model.insert(txn).await?)
@@ -165,20 +186,22 @@ pub async fn update(
     svc.authz
         .require(actor, Resource::Contact, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let before = contact::Entity::find_by_id(id)
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("contact"))?;
+    gate_territory(&scope, before.territory_id, AccessLevel::Edit, "contact")?;
     if before.version != version {
         return Err(AppError::stale_version("contact"));
     }
     let mut active: contact::ActiveModel = before.clone().into();
     if let Some(account_id) = changes.account_id {
-        if !account_exists(&txn, account_id).await? {
-            return Err(AppError::validation("accountId", "no such account"));
-        }
+        let territory =
+            territories::account_for_child(&txn, &scope, account_id, "accountId").await?;
         active.account_id = Set(account_id);
+        active.territory_id = Set(territory);
     }
     if let Some(v) = changes.first_name {
         active.first_name = Set(required_text("firstName", &v, SHORT_MAX)?);
@@ -200,6 +223,7 @@ pub async fn update(
     }
     if let Some(v) = changes.reports_to_id {
         if let Some(manager) = v {
+            visible_contact(&txn, &scope, manager, "reportsToId").await?;
             check_manager(&txn, Some(id), manager).await?;
         }
         active.reports_to_id = Set(v);
@@ -235,11 +259,13 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
     svc.authz
         .require(actor, Resource::Contact, Action::Delete)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let before = contact::Entity::find_by_id(id)
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("contact"))?;
+    gate_territory(&scope, before.territory_id, AccessLevel::Owner, "contact")?;
     if before.version != version {
         return Err(AppError::stale_version("contact"));
     }
@@ -294,7 +320,9 @@ pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<contact::M
     svc.authz
         .require(actor, Resource::Contact, Action::Read)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     contact::Entity::find_by_id(id)
+        .apply_if(scope.contacts(AccessLevel::Read), QueryFilter::filter)
         .one(&svc.db)
         .await?
         .ok_or(AppError::NotFound("contact"))
@@ -326,7 +354,9 @@ pub async fn list(
     svc.authz
         .require(actor, Resource::Contact, Action::Read)
         .await?;
-    let mut query = contact::Entity::find();
+    let scope = svc.authz.scope(actor).await;
+    let mut query =
+        contact::Entity::find().apply_if(scope.contacts(AccessLevel::Read), QueryFilter::filter);
     if let Some(v) = filter.account_id {
         query = query.filter(contact::Column::AccountId.eq(v));
     }

@@ -15,7 +15,7 @@ use crate::services::contacts::{self, NewContact, phone};
 use crate::services::opportunities::{self, NewOpportunity};
 use crate::services::pagination::{Page, PageArgs, SortKey, SortOrder, paginate, text_search};
 use crate::services::validate::{NAME_MAX, SHORT_MAX, email, optional_text, required_text};
-use crate::services::{Patch, Services, audit, update_if_version};
+use crate::services::{Patch, Services, audit, territories, update_if_version};
 
 #[derive(Debug, Clone)]
 pub struct NewLead {
@@ -69,6 +69,8 @@ pub struct Conversion {
     pub version: i32,
     /// Attach to an existing account instead of creating one from the lead's company.
     pub existing_account_id: Option<i64>,
+    /// Territory of the new account; without it the assignment rules place it.
+    pub territory_id: Option<i64>,
     pub opportunity: Option<ConversionOpportunity>,
 }
 
@@ -229,6 +231,7 @@ pub async fn convert(svc: &Services, actor: &Actor, input: Conversion) -> AppRes
             .require(actor, Resource::Opportunity, Action::Write)
             .await?;
     }
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let before = lead::Entity::find_by_id(input.lead_id)
         .one(&txn)
@@ -244,17 +247,21 @@ pub async fn convert(svc: &Services, actor: &Actor, input: Conversion) -> AppRes
     }
 
     let account = match input.existing_account_id {
-        Some(id) => account::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| AppError::validation("existingAccountId", "no such account"))?,
+        Some(id) => {
+            territories::account_for_child(&txn, &scope, id, "existingAccountId").await?;
+            account::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| AppError::validation("existingAccountId", "no such account"))?
+        }
         None => {
             let new_account = NewAccount {
                 name: before.company.clone(),
                 owner_id: before.owner_id,
+                territory_id: input.territory_id,
                 ..Default::default()
             };
-            let created = accounts::insert(&txn, new_account).await?;
+            let created = accounts::insert(&txn, &scope, new_account).await?;
             audit::record(
                 &txn,
                 Some(actor),
@@ -271,6 +278,7 @@ pub async fn convert(svc: &Services, actor: &Actor, input: Conversion) -> AppRes
 
     let contact = contacts::insert(
         &txn,
+        &scope,
         NewContact {
             account_id: account.id,
             first_name: before.first_name.clone(),
@@ -298,6 +306,7 @@ pub async fn convert(svc: &Services, actor: &Actor, input: Conversion) -> AppRes
             opportunities::insert(
                 &txn,
                 actor,
+                &scope,
                 NewOpportunity {
                     name: o.name,
                     account_id: account.id,

@@ -10,6 +10,7 @@ pub mod notes;
 pub mod opportunities;
 pub mod pagination;
 pub mod pipelines;
+pub mod territories;
 pub mod users;
 pub mod validate;
 
@@ -93,4 +94,58 @@ where
         return Err(AppError::stale_version(entity));
     }
     active.try_into_model().map_err(AppError::internal)
+}
+
+/// Territory gate for one record: one the caller cannot see is NOT_FOUND, exactly like a
+/// missing one; one they see but may not change at `need` is FORBIDDEN.
+pub(crate) fn gate(
+    can_read: bool,
+    can: bool,
+    entity: &'static str,
+    need: accord_entities::territory_membership::AccessLevel,
+) -> AppResult<()> {
+    use accord_entities::territory_membership::AccessLevel;
+    if !can_read {
+        return Err(AppError::NotFound(entity));
+    }
+    if !can {
+        let what = match need {
+            AccessLevel::Read => "see",
+            AccessLevel::Edit => "change",
+            AccessLevel::Owner => "delete or reassign",
+        };
+        return Err(AppError::Forbidden(format!(
+            "your access to this {entity}'s territory does not let you {what} it"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn gate_territory(
+    scope: &crate::authz::Scope,
+    territory: Option<i64>,
+    need: accord_entities::territory_membership::AccessLevel,
+    entity: &'static str,
+) -> AppResult<()> {
+    use accord_entities::territory_membership::AccessLevel;
+    gate(
+        scope.allows(territory, AccessLevel::Read),
+        scope.allows(territory, need),
+        entity,
+        need,
+    )
+}
+
+pub(crate) fn gate_opportunity(
+    scope: &crate::authz::Scope,
+    o: &accord_entities::opportunity::Model,
+    need: accord_entities::territory_membership::AccessLevel,
+) -> AppResult<()> {
+    use accord_entities::territory_membership::AccessLevel;
+    gate(
+        scope.allows_opportunity(o, AccessLevel::Read),
+        scope.allows_opportunity(o, need),
+        "opportunity",
+        need,
+    )
 }

@@ -9,8 +9,10 @@ use crate::authz::{Action, Resource};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
 use crate::services::validate::{NOTE_MAX, required_text};
-use crate::services::{Services, audit};
+use crate::services::{Services, audit, gate_opportunity, gate_territory};
+use accord_entities::territory_membership::AccessLevel;
 use accord_entities::user::Role;
+use sea_orm::{QueryFilter, QueryTrait};
 
 /// The record a note is attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,14 +34,42 @@ pub async fn create(
         .await?;
     let body = required_text("body", body, NOTE_MAX)?;
     let txn = begin_write(&svc.db).await?;
-    let exists = match subject {
-        NoteSubject::Account(id) => account::Entity::find_by_id(id).count(&txn).await?,
-        NoteSubject::Contact(id) => contact::Entity::find_by_id(id).count(&txn).await?,
-        NoteSubject::Lead(id) => lead::Entity::find_by_id(id).count(&txn).await?,
-        NoteSubject::Opportunity(id) => opportunity::Entity::find_by_id(id).count(&txn).await?,
-    } > 0;
-    if !exists {
-        return Err(AppError::validation("subjectId", "no such record"));
+    // Notes on territory records take edit access there; an invisible subject reads
+    // as missing.
+    let scope = svc.authz.scope(actor).await;
+    let edit = AccessLevel::Edit;
+    let missing = || AppError::validation("subjectId", "no such record");
+    let gated = |r: AppResult<()>| match r {
+        Err(AppError::NotFound(_)) => Err(missing()),
+        other => other,
+    };
+    match subject {
+        NoteSubject::Account(id) => {
+            let a = account::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .ok_or_else(missing)?;
+            gated(gate_territory(&scope, a.territory_id, edit, "account"))?;
+        }
+        NoteSubject::Contact(id) => {
+            let c = contact::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .ok_or_else(missing)?;
+            gated(gate_territory(&scope, c.territory_id, edit, "contact"))?;
+        }
+        NoteSubject::Lead(id) => {
+            if lead::Entity::find_by_id(id).count(&txn).await? == 0 {
+                return Err(missing());
+            }
+        }
+        NoteSubject::Opportunity(id) => {
+            let o = opportunity::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .ok_or_else(missing)?;
+            gated(gate_opportunity(&scope, &o, edit))?;
+        }
     }
     let (a, c, l, o) = match subject {
         NoteSubject::Account(id) => (Some(id), None, None, None),
@@ -78,8 +108,10 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> AppResult<()> {
     svc.authz
         .require(actor, Resource::Note, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let before = note::Entity::find_by_id(id)
+        .apply_if(scope.notes(), QueryFilter::filter)
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("note"))?;
@@ -98,7 +130,9 @@ pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<note::Mode
     svc.authz
         .require(actor, Resource::Note, Action::Read)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     note::Entity::find_by_id(id)
+        .apply_if(scope.notes(), QueryFilter::filter)
         .one(&svc.db)
         .await?
         .ok_or(AppError::NotFound("note"))

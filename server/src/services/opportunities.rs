@@ -14,16 +14,19 @@ use sea_orm::{
 };
 
 use crate::auth::Actor;
+use crate::authz::Scope;
 use crate::authz::{Action, Resource};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
-use crate::services::accounts::{exists as account_exists, require_user};
+use crate::services::accounts::require_user;
 use crate::services::pagination::{
     Page, PageArgs, PagePlan, SortKey, SortOrder, paginate, text_search,
 };
 use crate::services::pipelines::entry_stage;
 use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
-use crate::services::{Patch, Services, audit, update_if_version};
+use crate::services::{Patch, Services, audit, gate_opportunity, territories, update_if_version};
+use accord_entities::territory_membership::AccessLevel;
+use sea_orm::QueryTrait;
 
 #[derive(Debug, Clone)]
 pub struct NewOpportunity {
@@ -99,8 +102,9 @@ pub async fn create(
     svc.authz
         .require(actor, Resource::Opportunity, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
-    let created = insert(&txn, actor, input).await?;
+    let created = insert(&txn, actor, &scope, input).await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -110,15 +114,15 @@ pub async fn create(
 pub(crate) async fn insert<C: ConnectionTrait>(
     txn: &C,
     actor: &Actor,
+    scope: &Scope,
     input: NewOpportunity,
 ) -> AppResult<opportunity::Model> {
     let name = required_text("name", &input.name, NAME_MAX)?;
     let amount_micros = money_micros("amount", input.amount)?;
     let currency = currency("currency", &input.currency)?;
     let owner_id = input.owner_id.unwrap_or(actor.user_id);
-    if !account_exists(txn, input.account_id).await? {
-        return Err(AppError::validation("accountId", "no such account"));
-    }
+    let territory_id =
+        territories::account_for_child(txn, scope, input.account_id, "accountId").await?;
     require_user(txn, "ownerId", owner_id).await?;
     let stage = match input.stage_id {
         Some(id) => stage_in_pipeline(txn, id, input.pipeline_id).await?,
@@ -146,6 +150,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         lost_reason: Set(None),
         stage_entered_at: Set(now),
         closed_at: Set((stage.kind != StageKind::Open).then_some(now)),
+        territory_id: Set(territory_id),
         created_at: Set(now),
         updated_at: Set(now),
         version: Set(1),
@@ -189,8 +194,11 @@ async fn log_transition<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The deal to change, if the caller may change it at `need` and named its version.
 async fn load_for_write<C: ConnectionTrait>(
     txn: &C,
+    scope: &Scope,
+    need: AccessLevel,
     id: i64,
     version: i32,
 ) -> AppResult<opportunity::Model> {
@@ -198,6 +206,7 @@ async fn load_for_write<C: ConnectionTrait>(
         .one(txn)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
+    gate_opportunity(scope, &found, need)?;
     if found.version != version {
         return Err(AppError::stale_version("opportunity"));
     }
@@ -230,8 +239,9 @@ pub async fn update(
     svc.authz
         .require(actor, Resource::Opportunity, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
-    let before = load_for_write(&txn, id, version).await?;
+    let before = load_for_write(&txn, &scope, AccessLevel::Edit, id, version).await?;
     let mut active: opportunity::ActiveModel = before.clone().into();
     if let Some(v) = changes.name {
         active.name = Set(required_text("name", &v, NAME_MAX)?);
@@ -252,10 +262,9 @@ pub async fn update(
         active.grade = Set(v);
     }
     if let Some(v) = changes.account_id {
-        if !account_exists(&txn, v).await? {
-            return Err(AppError::validation("accountId", "no such account"));
-        }
+        let territory = territories::account_for_child(&txn, &scope, v, "accountId").await?;
         active.account_id = Set(v);
+        active.territory_id = Set(territory);
     }
     if let Some(v) = changes.owner_id {
         require_user(&txn, "ownerId", v).await?;
@@ -291,8 +300,9 @@ pub async fn move_stage(
         .require(actor, Resource::Opportunity, Action::Write)
         .await?;
     let lost_reason = optional_text("lostReason", lost_reason.as_deref(), LOST_REASON_MAX)?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
-    let before = load_for_write(&txn, id, version).await?;
+    let before = load_for_write(&txn, &scope, AccessLevel::Edit, id, version).await?;
     let target = stage_in_pipeline(&txn, stage_id, before.pipeline_id).await?;
     if target.id == before.stage_id {
         return Err(AppError::validation(
@@ -351,8 +361,9 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
     svc.authz
         .require(actor, Resource::Opportunity, Action::Delete)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
-    let before = load_for_write(&txn, id, version).await?;
+    let before = load_for_write(&txn, &scope, AccessLevel::Owner, id, version).await?;
     let roles = role::Entity::find()
         .filter(role::Column::OpportunityId.eq(id))
         .all(&txn)
@@ -383,7 +394,9 @@ pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<opportunit
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     opportunity::Entity::find_by_id(id)
+        .apply_if(scope.opportunities(AccessLevel::Read), QueryFilter::filter)
         .one(&svc.db)
         .await?
         .ok_or(AppError::NotFound("opportunity"))
@@ -476,9 +489,10 @@ pub async fn list(
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     paginate(
         &svc.db,
-        filtered(filter)?,
+        filtered(filter)?.apply_if(scope.opportunities(AccessLevel::Read), QueryFilter::filter),
         opportunity::Column::Id,
         &order,
         args,
@@ -500,7 +514,9 @@ pub async fn list_with_relations(
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
-    let base = filtered(filter)?;
+    let scope = svc.authz.scope(actor).await;
+    let base =
+        filtered(filter)?.apply_if(scope.opportunities(AccessLevel::Read), QueryFilter::filter);
     let plan = PagePlan::new(&order, opportunity::Column::Id, args)?;
     let total_count = if want_total {
         Some(base.clone().count(&svc.db).await?)
@@ -519,7 +535,9 @@ pub async fn list_with_relations(
         .map(
             |(opportunity, account, owner, stage)| OpportunityWithRelations {
                 opportunity,
-                account,
+                // A deal seen only as its owner may sit in an account the caller
+                // cannot see: that account stays hidden.
+                account: account.filter(|a| scope.allows(a.territory_id, AccessLevel::Read)),
                 owner,
                 stage,
             },
@@ -545,16 +563,16 @@ pub async fn add_contact_role(
     svc.authz
         .require(actor, Resource::Opportunity, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     // One primary per deal: concurrent additions to the same deal take turns.
     crate::db::serialize_on(&txn, "opportunity-contact-roles", opportunity_id).await?;
-    if opportunity::Entity::find_by_id(opportunity_id)
+    let deal = opportunity::Entity::find_by_id(opportunity_id)
         .one(&txn)
         .await?
-        .is_none()
-    {
-        return Err(AppError::NotFound("opportunity"));
-    }
+        .ok_or(AppError::NotFound("opportunity"))?;
+    gate_opportunity(&scope, &deal, AccessLevel::Edit)?;
+    crate::services::contacts::visible_contact(&txn, &scope, contact_id, "contactId").await?;
     if contact::Entity::find_by_id(contact_id)
         .one(&txn)
         .await?
@@ -616,11 +634,18 @@ pub async fn remove_contact_role(
     svc.authz
         .require(actor, Resource::Opportunity, Action::Write)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let before = role::Entity::find_by_id(role_id)
+        .apply_if(scope.contact_roles(), QueryFilter::filter)
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("contact role"))?;
+    let deal = opportunity::Entity::find_by_id(before.opportunity_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("contact role"))?;
+    gate_opportunity(&scope, &deal, AccessLevel::Edit)?;
     role::Entity::delete_by_id(role_id).exec(&txn).await?;
     audit::record(
         &txn,
@@ -640,7 +665,9 @@ pub async fn get_contact_role(svc: &Services, actor: &Actor, id: i64) -> AppResu
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
+    let scope = svc.authz.scope(actor).await;
     role::Entity::find_by_id(id)
+        .apply_if(scope.contact_roles(), QueryFilter::filter)
         .one(&svc.db)
         .await?
         .ok_or(AppError::NotFound("contact role"))
@@ -662,8 +689,13 @@ pub async fn transitions(
         descending: false,
         key: |m| SortKey::Time(m.transitioned_at),
     };
+    let scope = svc.authz.scope(actor).await;
     let query = stage_transition::Entity::find()
-        .filter(stage_transition::Column::OpportunityId.eq(opportunity_id));
+        .filter(stage_transition::Column::OpportunityId.eq(opportunity_id))
+        .apply_if(
+            scope.via_opportunity(stage_transition::Column::OpportunityId),
+            QueryFilter::filter,
+        );
     paginate(
         &svc.db,
         query,

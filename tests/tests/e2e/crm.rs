@@ -150,7 +150,9 @@ async fn reps_may_edit_records_but_not_delete_them() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let rep = server.user("rep@example.com", Role::Rep).await;
-    let id = server.create_account(&rep, "Rep's account").await;
+    let west = server.territory(&admin, "West", None).await;
+    server.grant(&admin, &west, &rep, "EDIT", false).await;
+    let id = server.create_account_in(&rep, "Rep's account", &west).await;
     let v = server
         .gql(
             Some(&rep),
@@ -215,7 +217,10 @@ async fn notes_attach_to_any_record_and_only_authors_delete_them() {
     let admin = server.admin().await;
     let rep = server.user("rep@example.com", Role::Rep).await;
     let other = server.user("other@example.com", Role::Rep).await;
-    let acc = server.create_account(&admin, "Noted").await;
+    let west = server.territory(&admin, "West", None).await;
+    server.grant(&admin, &west, &rep, "EDIT", false).await;
+    server.grant(&admin, &west, &other, "EDIT", false).await;
+    let acc = server.create_account_in(&admin, "Noted", &west).await;
     let add = "mutation($s: ID!, $b: String!) { addNote(subjectId: $s, body: $b) { note { id body author { email } } } }";
     let v = server
         .gql(

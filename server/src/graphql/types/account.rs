@@ -79,6 +79,27 @@ impl Account {
         Ok(rows.unwrap_or_default().into_iter().map(Account).collect())
     }
 
+    /// The territory the account belongs to; its contacts and deals follow it.
+    async fn territory(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::Territory>> {
+        let Some(id) = self.0.territory_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)
+            .territories
+            .load_one(id)
+            .await
+            .map_err(load_error)?
+            .map(super::Territory))
+    }
+
+    /// Whether the territory was chosen by hand (assignment rules leave it alone).
+    async fn territory_manual(&self) -> bool {
+        self.0.territory_manual
+    }
+
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.owner_id else {
             return Ok(None);

@@ -10,6 +10,7 @@ mod note;
 mod opportunity;
 mod pipeline;
 pub(crate) mod preload;
+mod territory;
 mod user;
 
 pub use account::Account;
@@ -20,6 +21,7 @@ pub use lead::Lead;
 pub use note::Note;
 pub use opportunity::{Opportunity, OpportunityContactRole, StageTransition};
 pub use pipeline::{Pipeline, Stage};
+pub use territory::{AccessLevel, AssignmentRule, Territory, TerritoryKind, TerritoryMembership};
 pub use user::{ApiToken, User};
 
 use async_graphql::connection::{Connection, Edge};
@@ -42,6 +44,9 @@ pub enum Node {
     Opportunity(Opportunity),
     OpportunityContactRole(OpportunityContactRole),
     Note(Note),
+    Territory(Territory),
+    TerritoryMembership(TerritoryMembership),
+    AssignmentRule(AssignmentRule),
 }
 
 /// An exact amount of money. `amount` is a decimal string, never a float.

@@ -1,0 +1,252 @@
+//! What one user may see and change, expanded once from the casbin policy and turned
+//! into SQL conditions. Lists push these into their `WHERE`, so page sizes and
+//! `totalCount` count only visible rows; single records are checked against the same
+//! sets, so a record outside them answers NOT_FOUND exactly like a missing one.
+
+use std::collections::{BTreeSet, HashMap};
+
+use accord_entities::territory_membership::AccessLevel;
+use accord_entities::{account, contact, note, opportunity, opportunity_contact_role as role};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{ColumnTrait, Condition, EntityTrait};
+
+/// The territory part of an actor's permissions.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub user_id: i64,
+    /// Admins: every record, in a territory or not.
+    pub unrestricted: bool,
+    /// The best level the user holds on each territory, subtrees of managed
+    /// territories included.
+    levels: HashMap<i64, AccessLevel>,
+    /// Territories whose structure, members and rules the user may manage.
+    managed: BTreeSet<i64>,
+    read: Vec<i64>,
+    edit: Vec<i64>,
+    owner: Vec<i64>,
+}
+
+impl Scope {
+    pub fn unrestricted(user_id: i64) -> Self {
+        Scope {
+            user_id,
+            unrestricted: true,
+            levels: HashMap::new(),
+            managed: BTreeSet::new(),
+            read: Vec::new(),
+            edit: Vec::new(),
+            owner: Vec::new(),
+        }
+    }
+
+    /// No access at all (anonymous requests, which may only log in).
+    pub fn nothing() -> Self {
+        Scope::new(0, HashMap::new(), BTreeSet::new())
+    }
+
+    pub fn new(user_id: i64, levels: HashMap<i64, AccessLevel>, managed: BTreeSet<i64>) -> Self {
+        let at_least = |need: AccessLevel| {
+            let mut ids: Vec<i64> = levels
+                .iter()
+                .filter(|(_, l)| **l >= need)
+                .map(|(t, _)| *t)
+                .collect();
+            ids.sort_unstable();
+            ids
+        };
+        Scope {
+            user_id,
+            unrestricted: false,
+            read: at_least(AccessLevel::Read),
+            edit: at_least(AccessLevel::Edit),
+            owner: at_least(AccessLevel::Owner),
+            levels,
+            managed,
+        }
+    }
+
+    /// The user's level on a territory (`None`: an unassigned record).
+    pub fn level(&self, territory: Option<i64>) -> Option<AccessLevel> {
+        if self.unrestricted {
+            return Some(AccessLevel::Owner);
+        }
+        territory.and_then(|t| self.levels.get(&t).copied())
+    }
+
+    pub fn allows(&self, territory: Option<i64>, need: AccessLevel) -> bool {
+        self.level(territory).is_some_and(|l| l >= need)
+    }
+
+    /// Deals also answer to their owner, who may read and edit them wherever they are.
+    pub fn allows_opportunity(&self, o: &opportunity::Model, need: AccessLevel) -> bool {
+        self.allows(o.territory_id, need)
+            || (need <= AccessLevel::Edit && o.owner_id == self.user_id)
+    }
+
+    pub fn manages(&self, territory: i64) -> bool {
+        self.unrestricted || self.managed.contains(&territory)
+    }
+
+    pub fn managed(&self) -> &BTreeSet<i64> {
+        &self.managed
+    }
+
+    /// Territories at `need` or above, sorted (not meaningful when unrestricted).
+    pub fn territories(&self, need: AccessLevel) -> &[i64] {
+        match need {
+            AccessLevel::Read => &self.read,
+            AccessLevel::Edit => &self.edit,
+            AccessLevel::Owner => &self.owner,
+        }
+    }
+
+    /// `column IN (visible territories)`; `None` when nothing needs filtering.
+    pub fn territory_condition(
+        &self,
+        column: impl ColumnTrait,
+        need: AccessLevel,
+    ) -> Option<Condition> {
+        if self.unrestricted {
+            return None;
+        }
+        Some(Condition::all().add(column.is_in(self.territories(need).iter().copied())))
+    }
+
+    pub fn accounts(&self, need: AccessLevel) -> Option<Condition> {
+        self.territory_condition(account::Column::TerritoryId, need)
+    }
+
+    pub fn contacts(&self, need: AccessLevel) -> Option<Condition> {
+        self.territory_condition(contact::Column::TerritoryId, need)
+    }
+
+    pub fn opportunities(&self, need: AccessLevel) -> Option<Condition> {
+        let by_territory = self.territory_condition(opportunity::Column::TerritoryId, need)?;
+        Some(if need <= AccessLevel::Edit {
+            Condition::any()
+                .add(by_territory)
+                .add(opportunity::Column::OwnerId.eq(self.user_id))
+        } else {
+            by_territory
+        })
+    }
+
+    fn ids_where<E: EntityTrait>(id: E::Column, cond: Condition) -> SelectStatement
+    where
+        E::Column: ColumnTrait,
+    {
+        Query::select()
+            .column(id)
+            .from(E::default())
+            .cond_where(cond)
+            .to_owned()
+    }
+
+    /// A contact role shows only when both its deal and its contact are visible.
+    pub fn contact_roles(&self) -> Option<Condition> {
+        let deals = self.opportunities(AccessLevel::Read)?;
+        let contacts = self.contacts(AccessLevel::Read)?;
+        Some(
+            Condition::all()
+                .add(role::Column::OpportunityId.in_subquery(
+                    Self::ids_where::<opportunity::Entity>(opportunity::Column::Id, deals),
+                ))
+                .add(
+                    role::Column::ContactId.in_subquery(Self::ids_where::<contact::Entity>(
+                        contact::Column::Id,
+                        contacts,
+                    )),
+                ),
+        )
+    }
+
+    /// A note shows when its subject does (leads are not territory records).
+    pub fn notes(&self) -> Option<Condition> {
+        let accounts = self.accounts(AccessLevel::Read)?;
+        let contacts = self.contacts(AccessLevel::Read)?;
+        let deals = self.opportunities(AccessLevel::Read)?;
+        Some(
+            Condition::any()
+                .add(note::Column::LeadId.is_not_null())
+                .add(
+                    note::Column::AccountId.in_subquery(Self::ids_where::<account::Entity>(
+                        account::Column::Id,
+                        accounts,
+                    )),
+                )
+                .add(
+                    note::Column::ContactId.in_subquery(Self::ids_where::<contact::Entity>(
+                        contact::Column::Id,
+                        contacts,
+                    )),
+                )
+                .add(note::Column::OpportunityId.in_subquery(
+                    Self::ids_where::<opportunity::Entity>(opportunity::Column::Id, deals),
+                )),
+        )
+    }
+
+    /// Condition for rows whose deal (through `column`) is visible.
+    pub fn via_opportunity(&self, column: impl ColumnTrait) -> Option<Condition> {
+        let deals = self.opportunities(AccessLevel::Read)?;
+        Some(
+            Condition::all().add(column.in_subquery(Self::ids_where::<opportunity::Entity>(
+                opportunity::Column::Id,
+                deals,
+            ))),
+        )
+    }
+}
+
+impl Scope {
+    /// Audit entries of territory records show only while the record itself is visible
+    /// (entries of deleted records then stay with admins); other entries show as before.
+    pub fn audit_entries(&self) -> Option<Condition> {
+        use accord_entities::audit_log::Column as A;
+        let accounts = self.accounts(AccessLevel::Read)?;
+        let contacts = self.contacts(AccessLevel::Read)?;
+        let deals = self.opportunities(AccessLevel::Read)?;
+        let roles = self.contact_roles()?;
+        let notes = self.notes()?;
+        let of = |kind: &str, ids: SelectStatement| {
+            Condition::all()
+                .add(A::EntityType.eq(kind))
+                .add(A::EntityId.in_subquery(ids))
+        };
+        Some(
+            Condition::any()
+                .add(A::EntityType.is_not_in([
+                    "Account",
+                    "Contact",
+                    "Opportunity",
+                    "OpportunityContactRole",
+                    "Note",
+                ]))
+                .add(of(
+                    "Account",
+                    Self::ids_where::<account::Entity>(account::Column::Id, accounts),
+                ))
+                .add(of(
+                    "Contact",
+                    Self::ids_where::<contact::Entity>(contact::Column::Id, contacts),
+                ))
+                .add(of(
+                    "Opportunity",
+                    Self::ids_where::<opportunity::Entity>(opportunity::Column::Id, deals),
+                ))
+                .add(of(
+                    "OpportunityContactRole",
+                    Self::ids_where::<role::Entity>(role::Column::Id, roles),
+                ))
+                .add(of(
+                    "Note",
+                    Self::ids_where::<note::Entity>(note::Column::Id, notes),
+                )),
+        )
+    }
+}
+
+/// A condition that is never true, for callers that must filter but may see nothing.
+pub fn nothing() -> Condition {
+    Condition::all().add(Expr::val(1).eq(0))
+}
