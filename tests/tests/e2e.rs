@@ -14,4 +14,5 @@ mod e2e {
     mod nplus1;
     mod opportunities;
     mod pagination;
+    mod territory_oracle;
 }
