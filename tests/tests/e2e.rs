@@ -14,5 +14,6 @@ mod e2e {
     mod nplus1;
     mod opportunities;
     mod pagination;
+    mod territories;
     mod territory_oracle;
 }
