@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: panics are failures
 
 mod e2e {
+    mod access;
     mod auth;
     mod backend;
     mod cli;

@@ -81,6 +81,95 @@ const COLUMNS: [casbin_rule::Column; 6] = [
     casbin_rule::Column::V5,
 ];
 
+/// A read-only adapter over a rule set held in memory: previews load the policy a
+/// proposed change would produce without storing it.
+pub struct RulesAdapter {
+    rules: Vec<super::policy::Rule>,
+}
+
+impl RulesAdapter {
+    pub fn new(rules: impl IntoIterator<Item = super::policy::Rule>) -> Self {
+        RulesAdapter {
+            rules: rules.into_iter().collect(),
+        }
+    }
+}
+
+fn read_only() -> casbin::Error {
+    casbin::Error::AdapterError(casbin::error::AdapterError(
+        "the in-memory preview policy is read-only".into(),
+    ))
+}
+
+#[async_trait]
+impl Adapter for RulesAdapter {
+    async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
+        for (ptype, rule) in &self.rules {
+            let sec = section_of(ptype);
+            if let Some(w) = width(m, sec, ptype) {
+                m.add_policy(sec, ptype, rule.iter().take(w).cloned().collect());
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_filtered_policy<'a>(
+        &mut self,
+        m: &mut dyn Model,
+        _f: Filter<'a>,
+    ) -> casbin::Result<()> {
+        self.load_policy(m).await
+    }
+
+    async fn save_policy(&mut self, _m: &mut dyn Model) -> casbin::Result<()> {
+        Err(read_only())
+    }
+
+    async fn clear_policy(&mut self) -> casbin::Result<()> {
+        Err(read_only())
+    }
+
+    fn is_filtered(&self) -> bool {
+        false
+    }
+
+    async fn add_policy(&mut self, _s: &str, _p: &str, _r: Vec<String>) -> casbin::Result<bool> {
+        Err(read_only())
+    }
+
+    async fn add_policies(
+        &mut self,
+        _s: &str,
+        _p: &str,
+        _r: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        Err(read_only())
+    }
+
+    async fn remove_policy(&mut self, _s: &str, _p: &str, _r: Vec<String>) -> casbin::Result<bool> {
+        Err(read_only())
+    }
+
+    async fn remove_policies(
+        &mut self,
+        _s: &str,
+        _p: &str,
+        _r: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        Err(read_only())
+    }
+
+    async fn remove_filtered_policy(
+        &mut self,
+        _s: &str,
+        _p: &str,
+        _i: usize,
+        _v: Vec<String>,
+    ) -> casbin::Result<bool> {
+        Err(read_only())
+    }
+}
+
 #[async_trait]
 impl Adapter for SeaOrmAdapter {
     async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {

@@ -46,7 +46,7 @@ pub enum Resource {
 }
 
 impl Resource {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Resource::Account => "account",
             Resource::Contact => "contact",
@@ -72,7 +72,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::Read => "read",
             Action::Write => "write",
@@ -117,14 +117,29 @@ struct Inner {
     last_reload: std::sync::Mutex<Duration>,
 }
 
-async fn build_enforcer(db: &DatabaseConnection) -> anyhow::Result<Enforcer> {
+async fn build_enforcer(adapter: impl casbin::Adapter + 'static) -> casbin::Result<Enforcer> {
     let model = DefaultModel::from_str(MODEL).await?;
-    let mut enforcer = Enforcer::new(model, adapter::SeaOrmAdapter::new(db.clone())).await?;
+    let mut enforcer = Enforcer::new(model, adapter).await?;
     enforcer.set_role_manager(Arc::new(parking_lot::RwLock::new(DefaultRoleManager::new(
         MAX_TERRITORY_DEPTH + 4,
     ))))?;
     enforcer.load_policy().await?;
     Ok(enforcer)
+}
+
+/// The scopes `users` would have under `rules` (a policy that is not stored, as a
+/// preview computes it), from a throwaway enforcer of the same model.
+pub async fn scopes_under(
+    rules: impl IntoIterator<Item = policy::Rule>,
+    users: &[(i64, Role)],
+) -> AppResult<HashMap<i64, Scope>> {
+    let enforcer = build_enforcer(adapter::RulesAdapter::new(rules))
+        .await
+        .map_err(|e| AppError::internal(anyhow::anyhow!("casbin preview load failed: {e}")))?;
+    Ok(users
+        .iter()
+        .map(|&(user, role)| (user, expand_scope(&enforcer, user, role)))
+        .collect())
 }
 
 impl Authz {
@@ -137,7 +152,7 @@ impl Authz {
         let version = policy::version(&txn).await?;
         txn.commit().await?;
         let started = Instant::now();
-        let enforcer = build_enforcer(db).await?;
+        let enforcer = build_enforcer(adapter::SeaOrmAdapter::new(db.clone())).await?;
         Ok(Authz {
             inner: Arc::new(Inner {
                 db: db.clone(),

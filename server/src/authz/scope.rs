@@ -87,6 +87,11 @@ impl Scope {
         self.unrestricted || self.managed.contains(&territory)
     }
 
+    /// The best level per territory (empty when unrestricted).
+    pub fn levels(&self) -> &HashMap<i64, AccessLevel> {
+        &self.levels
+    }
+
     pub fn managed(&self) -> &BTreeSet<i64> {
         &self.managed
     }

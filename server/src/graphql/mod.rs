@@ -2,6 +2,7 @@
 //! `schema`), object types in `types`, batch loaders in `loaders`. Resolvers are thin:
 //! decode input, call one service, map the result.
 
+pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod contacts;

@@ -2,6 +2,7 @@
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
+use super::access::{AccessMutation, AccessQuery};
 use super::accounts::{AccountMutation, AccountQuery};
 use super::audit::AuditQuery;
 use super::contacts::{ContactMutation, ContactQuery};
@@ -25,6 +26,7 @@ pub struct QueryRoot(
     OpportunityQuery,
     AuditQuery,
     TerritoryQuery,
+    AccessQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -37,6 +39,7 @@ pub struct MutationRoot(
     OpportunityMutation,
     NoteMutation,
     TerritoryMutation,
+    AccessMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

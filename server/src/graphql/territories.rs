@@ -94,7 +94,24 @@ pub struct RunAssignmentRulesPayload {
     pub dry_run: bool,
 }
 
-fn rule_input(input: AssignmentRuleInput) -> async_graphql::Result<RuleInput> {
+/// `prefix` places the fields' names inside a larger input (`changes.0.`).
+pub(crate) fn membership_input(
+    input: SetTerritoryMembershipInput,
+    prefix: &str,
+) -> async_graphql::Result<MembershipInput> {
+    Ok(MembershipInput {
+        territory_id: decode(
+            &format!("{prefix}territoryId"),
+            &input.territory_id,
+            NodeKind::Territory,
+        )?,
+        user_id: decode(&format!("{prefix}userId"), &input.user_id, NodeKind::User)?,
+        access_level: input.access_level.into(),
+        is_manager: input.is_manager,
+    })
+}
+
+pub(crate) fn rule_input(input: AssignmentRuleInput) -> async_graphql::Result<RuleInput> {
     Ok(RuleInput {
         name: input.name,
         position: input.position,
@@ -248,12 +265,7 @@ impl TerritoryMutation {
         ctx: &Context<'_>,
         input: SetTerritoryMembershipInput,
     ) -> async_graphql::Result<TerritoryMembershipPayload> {
-        let m = MembershipInput {
-            territory_id: decode("territoryId", &input.territory_id, NodeKind::Territory)?,
-            user_id: decode("userId", &input.user_id, NodeKind::User)?,
-            access_level: input.access_level.into(),
-            is_manager: input.is_manager,
-        };
+        let m = membership_input(input, "")?;
         let saved = territories::set_membership(services(ctx), actor(ctx)?, m).await?;
         Ok(TerritoryMembershipPayload {
             membership: TerritoryMembership(saved),

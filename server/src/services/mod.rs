@@ -2,6 +2,7 @@
 //! acting user, check authorization, validate, and run the transaction that writes the
 //! row, its audit entry and anything else the change implies.
 
+pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod contacts;
