@@ -7,8 +7,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use accord_entities::territory_membership::AccessLevel;
 use accord_entities::{account, contact, note, opportunity, opportunity_contact_role as role};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, Condition, EntityTrait};
+
+/// Above this many territories a page is filtered with one `IN` list instead of a
+/// union of per-territory branches.
+const MAX_PAGE_BRANCHES: usize = 48;
 
 /// The territory part of an actor's permissions.
 #[derive(Debug, Clone)]
@@ -136,15 +140,41 @@ impl Scope {
         })
     }
 
-    fn ids_where<E: EntityTrait>(id: E::Column, cond: Condition) -> SelectStatement
+    /// Conditions whose union is exactly the deals visible at `need`: one per
+    /// territory, and the caller's own deals. `None` when there is nothing to split
+    /// (unrestricted) or too many territories for a union to pay off.
+    pub fn opportunity_branches(&self, need: AccessLevel) -> Option<Vec<Condition>> {
+        if self.unrestricted || self.territories(need).len() > MAX_PAGE_BRANCHES {
+            return None;
+        }
+        let mut branches: Vec<Condition> = self
+            .territories(need)
+            .iter()
+            .map(|&t| Condition::all().add(opportunity::Column::TerritoryId.eq(t)))
+            .collect();
+        if need <= AccessLevel::Edit {
+            branches.push(Condition::all().add(opportunity::Column::OwnerId.eq(self.user_id)));
+        }
+        Some(branches)
+    }
+
+    /// `EXISTS (SELECT 1 FROM <E> WHERE <E>.id = <outer> AND <cond>)`. Correlated on
+    /// purpose: each outer row costs one primary-key probe, where `outer IN (SELECT id
+    /// ...)` would have SQLite materialize the caller's whole visible set first.
+    fn through<E: EntityTrait>(outer: impl ColumnTrait, id: E::Column, cond: Condition) -> Condition
     where
         E::Column: ColumnTrait,
     {
-        Query::select()
-            .column(id)
+        let select = Query::select()
+            .expr(Expr::val(1))
             .from(E::default())
-            .cond_where(cond)
-            .to_owned()
+            .cond_where(
+                Condition::all()
+                    .add(Expr::col(id.as_column_ref()).equals(outer.as_column_ref()))
+                    .add(cond),
+            )
+            .to_owned();
+        Condition::all().add(Expr::exists(select))
     }
 
     /// A contact role shows only when both its deal and its contact are visible.
@@ -153,15 +183,16 @@ impl Scope {
         let contacts = self.contacts(AccessLevel::Read)?;
         Some(
             Condition::all()
-                .add(role::Column::OpportunityId.in_subquery(
-                    Self::ids_where::<opportunity::Entity>(opportunity::Column::Id, deals),
+                .add(Self::through::<opportunity::Entity>(
+                    role::Column::OpportunityId,
+                    opportunity::Column::Id,
+                    deals,
                 ))
-                .add(
-                    role::Column::ContactId.in_subquery(Self::ids_where::<contact::Entity>(
-                        contact::Column::Id,
-                        contacts,
-                    )),
-                ),
+                .add(Self::through::<contact::Entity>(
+                    role::Column::ContactId,
+                    contact::Column::Id,
+                    contacts,
+                )),
         )
     }
 
@@ -173,20 +204,20 @@ impl Scope {
         Some(
             Condition::any()
                 .add(note::Column::LeadId.is_not_null())
-                .add(
-                    note::Column::AccountId.in_subquery(Self::ids_where::<account::Entity>(
-                        account::Column::Id,
-                        accounts,
-                    )),
-                )
-                .add(
-                    note::Column::ContactId.in_subquery(Self::ids_where::<contact::Entity>(
-                        contact::Column::Id,
-                        contacts,
-                    )),
-                )
-                .add(note::Column::OpportunityId.in_subquery(
-                    Self::ids_where::<opportunity::Entity>(opportunity::Column::Id, deals),
+                .add(Self::through::<account::Entity>(
+                    note::Column::AccountId,
+                    account::Column::Id,
+                    accounts,
+                ))
+                .add(Self::through::<contact::Entity>(
+                    note::Column::ContactId,
+                    contact::Column::Id,
+                    contacts,
+                ))
+                .add(Self::through::<opportunity::Entity>(
+                    note::Column::OpportunityId,
+                    opportunity::Column::Id,
+                    deals,
                 )),
         )
     }
@@ -194,12 +225,11 @@ impl Scope {
     /// Condition for rows whose deal (through `column`) is visible.
     pub fn via_opportunity(&self, column: impl ColumnTrait) -> Option<Condition> {
         let deals = self.opportunities(AccessLevel::Read)?;
-        Some(
-            Condition::all().add(column.in_subquery(Self::ids_where::<opportunity::Entity>(
-                opportunity::Column::Id,
-                deals,
-            ))),
-        )
+        Some(Self::through::<opportunity::Entity>(
+            column,
+            opportunity::Column::Id,
+            deals,
+        ))
     }
 }
 
@@ -208,15 +238,8 @@ impl Scope {
     /// (entries of deleted records then stay with admins); other entries show as before.
     pub fn audit_entries(&self) -> Option<Condition> {
         use accord_entities::audit_log::Column as A;
-        let accounts = self.accounts(AccessLevel::Read)?;
-        let contacts = self.contacts(AccessLevel::Read)?;
-        let deals = self.opportunities(AccessLevel::Read)?;
-        let roles = self.contact_roles()?;
-        let notes = self.notes()?;
-        let of = |kind: &str, ids: SelectStatement| {
-            Condition::all()
-                .add(A::EntityType.eq(kind))
-                .add(A::EntityId.in_subquery(ids))
+        let of = |kind: &str, visible: Condition| {
+            Condition::all().add(A::EntityType.eq(kind)).add(visible)
         };
         Some(
             Condition::any()
@@ -229,23 +252,39 @@ impl Scope {
                 ]))
                 .add(of(
                     "Account",
-                    Self::ids_where::<account::Entity>(account::Column::Id, accounts),
+                    Self::through::<account::Entity>(
+                        A::EntityId,
+                        account::Column::Id,
+                        self.accounts(AccessLevel::Read)?,
+                    ),
                 ))
                 .add(of(
                     "Contact",
-                    Self::ids_where::<contact::Entity>(contact::Column::Id, contacts),
+                    Self::through::<contact::Entity>(
+                        A::EntityId,
+                        contact::Column::Id,
+                        self.contacts(AccessLevel::Read)?,
+                    ),
                 ))
                 .add(of(
                     "Opportunity",
-                    Self::ids_where::<opportunity::Entity>(opportunity::Column::Id, deals),
+                    Self::through::<opportunity::Entity>(
+                        A::EntityId,
+                        opportunity::Column::Id,
+                        self.opportunities(AccessLevel::Read)?,
+                    ),
                 ))
                 .add(of(
                     "OpportunityContactRole",
-                    Self::ids_where::<role::Entity>(role::Column::Id, roles),
+                    Self::through::<role::Entity>(
+                        A::EntityId,
+                        role::Column::Id,
+                        self.contact_roles()?,
+                    ),
                 ))
                 .add(of(
                     "Note",
-                    Self::ids_where::<note::Entity>(note::Column::Id, notes),
+                    Self::through::<note::Entity>(A::EntityId, note::Column::Id, self.notes()?),
                 )),
         )
     }

@@ -478,6 +478,27 @@ fn filtered(filter: OpportunityFilter) -> AppResult<Select<opportunity::Entity>>
     Ok(query)
 }
 
+/// The deals the caller sees under `filtered` (for counts), and the query one page of
+/// them comes from: for a territory-bound caller, the union of each territory's (and
+/// their own deals') first rows, so a page never sorts the whole visible set.
+fn visible_page(
+    filtered: Select<opportunity::Entity>,
+    scope: &Scope,
+    plan: &PagePlan<'_, opportunity::Entity>,
+) -> (Select<opportunity::Entity>, Select<opportunity::Entity>) {
+    let visible = filtered
+        .clone()
+        .apply_if(scope.opportunities(AccessLevel::Read), QueryFilter::filter);
+    let page = match scope.opportunity_branches(AccessLevel::Read) {
+        Some(branches) => {
+            let candidates = plan.candidates(&filtered, branches);
+            filtered.filter(candidates)
+        }
+        None => visible.clone(),
+    };
+    (visible, page)
+}
+
 pub async fn list(
     svc: &Services,
     actor: &Actor,
@@ -490,15 +511,15 @@ pub async fn list(
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
     let scope = svc.authz.scope(actor).await;
-    paginate(
-        &svc.db,
-        filtered(filter)?.apply_if(scope.opportunities(AccessLevel::Read), QueryFilter::filter),
-        opportunity::Column::Id,
-        &order,
-        args,
-        want_total,
-    )
-    .await
+    let plan = PagePlan::new(&order, opportunity::Column::Id, args)?;
+    let (visible, page) = visible_page(filtered(filter)?, &scope, &plan);
+    let total_count = if want_total {
+        Some(visible.count(&svc.db).await?)
+    } else {
+        None
+    };
+    let rows = plan.apply(page).all(&svc.db).await?;
+    Ok(plan.finish(rows, |m| m, total_count))
 }
 
 /// Like [`list`], with each row's account, owner and stage joined into the page's own
@@ -515,15 +536,14 @@ pub async fn list_with_relations(
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
     let scope = svc.authz.scope(actor).await;
-    let base =
-        filtered(filter)?.apply_if(scope.opportunities(AccessLevel::Read), QueryFilter::filter);
     let plan = PagePlan::new(&order, opportunity::Column::Id, args)?;
+    let (visible, page) = visible_page(filtered(filter)?, &scope, &plan);
     let total_count = if want_total {
-        Some(base.clone().count(&svc.db).await?)
+        Some(visible.count(&svc.db).await?)
     } else {
         None
     };
-    let joined = base
+    let joined = page
         .find_also_related(account::Entity)
         .find_also_related(user::Entity)
         .find_also(opportunity::Entity, stage::Entity);

@@ -5,10 +5,12 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, Query, SelectStatement, SimpleExpr, UnionType,
+};
 use sea_orm::{
     ColumnTrait, ColumnType, Condition, ConnectionTrait, EntityTrait, IdenStatic, ModelTrait,
-    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Value,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -243,6 +245,41 @@ impl<'a, E: EntityTrait> PagePlan<'a, E> {
             .order_by(self.order.column, direction.clone())
             .order_by(self.id, direction)
             .limit(self.limit + 1)
+    }
+
+    /// Narrows a page to its candidates when the visible rows are a union of branches
+    /// (one per territory, say): each branch contributes only its own first rows in page
+    /// order, which an index on (branch column, sort column) finds directly, instead of
+    /// the whole visible set being gathered and sorted. The true page is always among
+    /// the candidates, whatever the order and cursors, since every row of it is also
+    /// among the first rows of its own branch.
+    pub fn candidates(&self, base: &Select<E>, branches: Vec<Condition>) -> Condition
+    where
+        E::Column: ColumnTrait,
+    {
+        let mut union: Option<SelectStatement> = None;
+        for (i, branch) in branches.into_iter().enumerate() {
+            let firsts = self
+                .apply(base.clone().filter(branch))
+                .select_only()
+                .column(self.id)
+                .into_query();
+            let wrapped = Query::select()
+                .column(Asterisk)
+                .from_subquery(firsts, Alias::new(format!("branch{i}")))
+                .to_owned();
+            union = Some(match union {
+                None => wrapped,
+                Some(mut u) => {
+                    u.union(UnionType::All, wrapped);
+                    u
+                }
+            });
+        }
+        match union {
+            Some(u) => Condition::all().add(self.id.in_subquery(u)),
+            None => crate::authz::scope::nothing(),
+        }
     }
 
     /// Turns the fetched rows into the page, in the requested order, with cursors.

@@ -2,7 +2,7 @@
 
 use accord_e2e::{TestServer, data, error_code, error_field};
 use accord_entities::user::Role;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn reps_cannot_reach_records_of_other_territories_by_any_route() {
@@ -187,4 +187,101 @@ async fn managers_inherit_their_subtree_and_rules_place_accounts() {
         )
         .await;
     assert_eq!(error_code(&v), "FORBIDDEN");
+}
+
+/// The ids of a whole list walked page by page with cursors, forwards or backwards.
+async fn walk(server: &TestServer, token: &str, order: &Value, backward: bool) -> Vec<String> {
+    let q = "query($f: Int, $a: String, $l: Int, $b: String, $o: OpportunityOrder) { opportunities(first: $f, after: $a, last: $l, before: $b, orderBy: $o) { edges { node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let vars = if backward {
+            json!({ "l": 2, "b": cursor, "o": order })
+        } else {
+            json!({ "f": 2, "a": cursor, "o": order })
+        };
+        let v = server.gql(Some(token), q, vars).await;
+        let conn = &data(&v)["opportunities"];
+        let mut page: Vec<String> = conn["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        let info = &conn["pageInfo"];
+        let more = if backward {
+            page.reverse();
+            cursor = info["startCursor"].as_str().map(str::to_owned);
+            info["hasPreviousPage"] == true
+        } else {
+            cursor = info["endCursor"].as_str().map(str::to_owned);
+            info["hasNextPage"] == true
+        };
+        ids.extend(page);
+        assert!(ids.len() < 100, "the walk does not end");
+        if !more {
+            break;
+        }
+    }
+    if backward {
+        ids.reverse();
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_reps_deal_pages_walk_their_territories_and_own_deals_in_every_order() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let admin = f.token.clone();
+    let rep = server.user("rep@example.com", Role::Rep).await;
+    let rep_id = server.user_id(&rep).await;
+    let t1 = server.territory(&admin, "One", None).await;
+    let t2 = server.territory(&admin, "Two", None).await;
+    let t3 = server.territory(&admin, "Three", None).await;
+    server.grant(&admin, &t1, &rep, "EDIT", false).await;
+    server.grant(&admin, &t2, &rep, "READ", false).await;
+    let mut expected = std::collections::BTreeSet::new();
+    // (territory, deals, how many of them the rep owns); amounts repeat so ties fall to ids.
+    for (territory, count, owned) in [(&t1, 4, 1), (&t2, 3, 0), (&t3, 4, 2)] {
+        let account = server.create_account_in(&admin, "Acct", territory).await;
+        for i in 0..count {
+            let owner = (i < owned).then_some(rep_id.as_str());
+            let v = server
+                .gql(
+                    Some(&admin),
+                    "mutation($a: ID!, $p: ID!, $o: ID, $n: String!, $amt: Decimal!) { createOpportunity(input: {name: $n, accountId: $a, pipelineId: $p, ownerId: $o, amount: $amt, currency: \"EUR\", expectedCloseDate: \"2027-03-31\"}) { opportunity { id } } }",
+                    json!({ "a": account, "p": f.pipeline_id, "o": owner, "n": format!("Deal {}", (i * 7) % 5), "amt": format!("{}", 100 * (i % 3)) }),
+                )
+                .await;
+            let id = data(&v)["createOpportunity"]["opportunity"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            if territory != &t3 || owner.is_some() {
+                expected.insert(id);
+            }
+        }
+    }
+    assert_eq!(expected.len(), 9);
+    for field in ["CREATED_AT", "NAME", "AMOUNT", "EXPECTED_CLOSE_DATE"] {
+        for direction in ["ASC", "DESC"] {
+            let order = json!({ "field": field, "direction": direction });
+            // The admin's list is unfiltered: the rep's pages must be exactly its
+            // visible part, in the same order.
+            let all = walk(&server, &admin, &order, false).await;
+            let want: Vec<String> = all.into_iter().filter(|id| expected.contains(id)).collect();
+            assert_eq!(want.len(), 9);
+            assert_eq!(
+                walk(&server, &rep, &order, false).await,
+                want,
+                "{field} {direction} forwards"
+            );
+            assert_eq!(
+                walk(&server, &rep, &order, true).await,
+                want,
+                "{field} {direction} backwards"
+            );
+        }
+    }
 }
