@@ -11,6 +11,7 @@
 //! measuring, Accord's response must equal the baseline's byte for byte as JSON values.
 
 mod floor;
+mod territory;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -62,6 +63,16 @@ struct Args {
     /// Connection pool size for both servers.
     #[arg(long, default_value_t = 16)]
     pool: u32,
+    /// What to compare: Accord against the hand-written baseline, or a territory-bound
+    /// rep and manager against an (unfiltered) admin on the same server.
+    #[arg(long, value_enum, default_value_t = Compare::Baseline)]
+    compare: Compare,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Compare {
+    Baseline,
+    Territory,
 }
 
 #[derive(Clone)]
@@ -269,19 +280,10 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(256)
         .build()?;
     let accord_url = format!("http://{}/graphql", server.addr);
-    let login = json!({ "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-        "variables": { "e": admin_email, "p": accord::seed::SCALE_PASSWORD } });
-    let v: Value = http
-        .post(&accord_url)
-        .json(&login)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = v["data"]["login"]["token"]
-        .as_str()
-        .context("login failed")?
-        .to_owned();
+    if args.compare == Compare::Territory {
+        return territory::run(&args, &server, &http, &accord_url, backend_name).await;
+    }
+    let token = login(&http, &accord_url, &admin_email).await?;
 
     let baseline_metrics = accord::metrics::Metrics::new();
     let baseline_db = accord::db::connect(&db_args, &baseline_metrics).await?;
@@ -333,55 +335,20 @@ async fn main() -> anyhow::Result<()> {
     drive(&http, &accord_target, 4, 1, args.page).await?;
     drive(&http, &baseline_target, 4, 1, args.page).await?;
 
-    let mut results: BTreeMap<(usize, &'static str), Row> = BTreeMap::new();
-    for &clients in &args.clients {
-        for round in 0..args.rounds {
-            // Alternate which target goes first, so drift in machine load hits both.
-            let order = if round % 2 == 0 {
-                [&accord_target, &baseline_target]
-            } else {
-                [&baseline_target, &accord_target]
-            };
-            for target in order {
-                let m = if target.name == "accord" {
-                    &server.state.metrics
-                } else {
-                    &baseline_metrics
-                };
-                let before = m.statements();
-                let sample = drive(&http, target, clients, args.seconds, args.page).await?;
-                let statements = m.statements() - before;
-                let row = results.entry((clients, target.name)).or_insert(Row {
-                    requests: 0,
-                    seconds: 0.0,
-                    latencies: Vec::new(),
-                    statements: 0.0,
-                });
-                row.requests += sample.latencies.len();
-                row.seconds += sample.elapsed.as_secs_f64();
-                row.statements += statements as f64;
-                row.latencies.extend(sample.latencies);
-            }
-        }
-    }
+    let targets = [
+        (accord_target, server.state.metrics.as_ref()),
+        (baseline_target, baseline_metrics.as_ref()),
+    ];
+    let mut results = measure(&http, &targets, &args).await?;
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = cpu_name();
     println!(
         "\n### Nested list, {backend_name}, {opportunities} opportunities / {transitions} transitions, page {}\n",
         args.page
     );
     println!(
         "Machine: {} cores, {cpu}. {} rounds x {} s per target and client count, alternating; pool {}.\n",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
+        cores(),
         args.rounds,
         args.seconds,
         args.pool
@@ -399,7 +366,6 @@ async fn main() -> anyhow::Result<()> {
             let Some(row) = results.get_mut(&(clients, name)) else {
                 continue;
             };
-            row.latencies.sort();
             let ratio = if name == "accord" && baseline_rps > 0.0 {
                 format!("{:.2}x", row.rps() / baseline_rps)
             } else {
@@ -415,6 +381,68 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every target gets `rounds` slices per client count; the order rotates each round so
+/// drift in machine load hits all targets alike.
+async fn measure(
+    http: &reqwest::Client,
+    targets: &[(Target, &accord::metrics::Metrics)],
+    args: &Args,
+) -> anyhow::Result<BTreeMap<(usize, &'static str), Row>> {
+    let mut results: BTreeMap<(usize, &'static str), Row> = BTreeMap::new();
+    for &clients in &args.clients {
+        for round in 0..args.rounds {
+            for i in 0..targets.len() {
+                let (target, metrics) = &targets[(i + round) % targets.len()];
+                let before = metrics.statements();
+                let sample = drive(http, target, clients, args.seconds, args.page).await?;
+                let statements = metrics.statements() - before;
+                let row = results.entry((clients, target.name)).or_insert(Row {
+                    requests: 0,
+                    seconds: 0.0,
+                    latencies: Vec::new(),
+                    statements: 0.0,
+                });
+                row.requests += sample.latencies.len();
+                row.seconds += sample.elapsed.as_secs_f64();
+                row.statements += statements as f64;
+                row.latencies.extend(sample.latencies);
+            }
+        }
+    }
+    for row in results.values_mut() {
+        row.latencies.sort();
+    }
+    Ok(results)
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0)
+}
+
+/// Signs a scale user in (they all share the scale password).
+async fn login(http: &reqwest::Client, url: &str, email: &str) -> anyhow::Result<String> {
+    let login = json!({ "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        "variables": { "e": email, "p": accord::seed::SCALE_PASSWORD } });
+    let v: Value = http.post(url).json(&login).send().await?.json().await?;
+    Ok(v["data"]["login"]["token"]
+        .as_str()
+        .with_context(|| format!("login of {email} failed: {v}"))?
+        .to_owned())
 }
 
 async fn admin_email(db: &DatabaseConnection) -> anyhow::Result<String> {

@@ -6,10 +6,11 @@ use accord_entities::lead::{Grade, LeadSource, LeadStatus};
 use accord_entities::opportunity_contact_role::ContactRole;
 use accord_entities::stage::StageKind;
 use accord_entities::territory::TerritoryKind;
+use accord_entities::territory_membership::AccessLevel;
 use accord_entities::user::Role;
 use accord_entities::{
     account, contact, lead, opportunity, opportunity_contact_role, pipeline, stage,
-    stage_transition, territory, user,
+    stage_transition, territory, territory_membership, user,
 };
 use chrono::{Duration, NaiveDate, Utc};
 use sea_orm::{
@@ -41,6 +42,18 @@ const TERRITORIES: &[(&str, Option<usize>)] = &[
     ("UK & Ireland", Some(1)),
     ("US West", Some(2)),
     ("US East", Some(2)),
+];
+
+/// (user index, territory index, access level, manager)
+const MEMBERSHIPS: &[(usize, usize, AccessLevel, bool)] = &[
+    (1, 1, AccessLevel::Owner, true),  // Maria Lopez runs EMEA
+    (2, 2, AccessLevel::Owner, true),  // Tom Becker runs North America
+    (3, 4, AccessLevel::Edit, false),  // Sam Reed: UK & Ireland
+    (3, 6, AccessLevel::Read, false),  // ... and follows US East
+    (4, 3, AccessLevel::Edit, false),  // Lena Fischer: DACH
+    (5, 5, AccessLevel::Edit, false),  // Raj Patel: US West
+    (6, 6, AccessLevel::Owner, false), // Chloe Martin owns US East
+    (6, 5, AccessLevel::Read, false),  // ... and follows US West
 ];
 
 /// (name, industry, country, region, size, revenue in millions, territory, parent, owner)
@@ -252,6 +265,23 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, String
         .await?;
         territories.push(t);
     }
+
+    // Who works where: each manager runs a region, each rep a territory or two.
+    for (user, terr, level, manager) in MEMBERSHIPS {
+        territory_membership::ActiveModel {
+            id: NotSet,
+            territory_id: Set(territories[*terr].id),
+            user_id: Set(users[*user].id),
+            access_level: Set(*level),
+            is_manager: Set(*manager),
+            created_at: Set(now - Duration::days(400)),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    crate::authz::policy::sync(&txn)
+        .await
+        .map_err(|e| anyhow::anyhow!("policy sync: {e}"))?;
 
     let mut accounts: Vec<account::Model> = Vec::new();
     for (i, (name, industry, country, region, size, revenue_m, terr, parent, owner)) in

@@ -236,11 +236,7 @@ impl<'a, E: EntityTrait> PagePlan<'a, E> {
         if let Some(cursor) = &self.before {
             query = query.filter(beyond(self.order, self.id, cursor.clone(), !ascending));
         }
-        let direction = if ascending != self.backward {
-            Order::Asc
-        } else {
-            Order::Desc
-        };
+        let direction = self.direction();
         query
             .order_by(self.order.column, direction.clone())
             .order_by(self.id, direction)
@@ -249,36 +245,58 @@ impl<'a, E: EntityTrait> PagePlan<'a, E> {
 
     /// Narrows a page to its candidates when the visible rows are a union of branches
     /// (one per territory, say): each branch contributes only its own first rows in page
-    /// order, which an index on (branch column, sort column) finds directly, instead of
-    /// the whole visible set being gathered and sorted. The true page is always among
-    /// the candidates, whatever the order and cursors, since every row of it is also
-    /// among the first rows of its own branch.
+    /// order, read from an index on (branch column, sort column, id) without touching
+    /// the table, and the page's rows are the first of those. Whatever the order and
+    /// cursors, every row of the true page is among the first rows of its own branch,
+    /// so the result is exact; the whole visible set is never gathered or sorted.
     pub fn candidates(&self, base: &Select<E>, branches: Vec<Condition>) -> Condition
     where
         E::Column: ColumnTrait,
     {
+        let (sort, id) = (self.order.column.as_str(), self.id.as_str());
         let mut union: Option<SelectStatement> = None;
         for (i, branch) in branches.into_iter().enumerate() {
-            let firsts = self
-                .apply(base.clone().filter(branch))
-                .select_only()
-                .column(self.id)
-                .into_query();
+            let mut firsts = self.apply(base.clone().filter(branch)).select_only();
+            if sort != id {
+                firsts = firsts.column(self.order.column);
+            }
             let wrapped = Query::select()
                 .column(Asterisk)
-                .from_subquery(firsts, Alias::new(format!("branch{i}")))
+                .from_subquery(
+                    firsts.column(self.id).into_query(),
+                    Alias::new(format!("branch{i}")),
+                )
                 .to_owned();
             union = Some(match union {
                 None => wrapped,
                 Some(mut u) => {
-                    u.union(UnionType::All, wrapped);
+                    // Distinct: a row in two branches (a deal in your territory
+                    // that you also own) must take one place among the first rows.
+                    u.union(UnionType::Distinct, wrapped);
                     u
                 }
             });
         }
-        match union {
-            Some(u) => Condition::all().add(self.id.in_subquery(u)),
-            None => crate::authz::scope::nothing(),
+        let Some(union) = union else {
+            return crate::authz::scope::nothing();
+        };
+        let direction = self.direction();
+        let page = Query::select()
+            .column(Alias::new(id))
+            .from_subquery(union, Alias::new("candidates"))
+            .order_by(Alias::new(sort), direction.clone())
+            .order_by(Alias::new(id), direction)
+            .limit(self.limit + 1)
+            .to_owned();
+        Condition::all().add(self.id.in_subquery(page))
+    }
+
+    /// The direction rows are fetched in (backward pages fetch in reverse).
+    fn direction(&self) -> Order {
+        if self.order.descending == self.backward {
+            Order::Asc
+        } else {
+            Order::Desc
         }
     }
 

@@ -175,6 +175,41 @@ async fn cli_migrates_seeds_adds_users_and_serves() {
     assert_eq!(v["data"]["opportunities"]["totalCount"], 20, "{v}");
     assert_eq!(v["data"]["pipelines"]["edges"].as_array().unwrap().len(), 2);
 
+    // Demo reps work inside their territories: Lena Fischer sees DACH and nothing else.
+    let login = json!({ "query": "mutation($p: String!) { login(email: \"lena.fischer@accord.test\", password: $p) { token } }",
+        "variables": { "p": accord::seed::DEMO_PASSWORD } });
+    let v: Value = http
+        .post(format!("{url}/graphql"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rep_token = v["data"]["login"]["token"].as_str().expect("rep token");
+    let q = json!({ "query": "{ accounts(first: 50) { totalCount edges { node { territory { name } } } } }" });
+    let v: Value = http
+        .post(format!("{url}/graphql"))
+        .bearer_auth(rep_token)
+        .json(&q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let places: Vec<&str> = v["data"]["accounts"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["territory"]["name"].as_str().unwrap_or("?"))
+        .collect();
+    assert!(
+        !places.is_empty() && places.iter().all(|p| *p == "DACH"),
+        "{v}"
+    );
+
     let create = json!({ "query": "mutation { createApiToken(name: \"ci\") { secret } }" });
     let v: Value = http
         .post(format!("{url}/graphql"))

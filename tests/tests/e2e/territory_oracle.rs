@@ -300,7 +300,7 @@ async fn check_world(server: &TestServer, w: &World, oracle: &Oracle, t: &mut Ta
         let v = server
             .gql(
                 tok,
-                "{ accounts(first: 100) { totalCount edges { node { id } } } contacts(first: 100) { totalCount edges { node { id } } } opportunities(first: 100) { totalCount edges { node { id } } } }",
+                "{ accounts(first: 100) { totalCount edges { node { id } } } contacts(first: 100) { totalCount edges { node { id account { id } } } } opportunities(first: 100) { totalCount edges { node { id account { id } contactRoles { contact { id } } } } } }",
                 json!({}),
             )
             .await;
@@ -330,6 +330,68 @@ async fn check_world(server: &TestServer, w: &World, oracle: &Oracle, t: &mut Ta
                     )
                 },
             );
+        }
+
+        // Relations preloaded for a whole list page (a path of its own, not the loaders).
+        let listed = |list: &str| -> BTreeMap<String, Value> {
+            data(&v)[list]["edges"]
+                .as_array()
+                .map(|edges| {
+                    edges
+                        .iter()
+                        .filter_map(|e| {
+                            Some((e["node"]["id"].as_str()?.to_owned(), e["node"].clone()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let listed_contacts = listed("contacts");
+        for c in &w.contacts {
+            if let Some(node) = listed_contacts.get(&c.id) {
+                let account = &w.accounts[c.account];
+                let want = oracle
+                    .allows(u, account, "read")
+                    .then(|| account.id.clone());
+                t.check(
+                    node["account"]["id"].as_str().map(str::to_owned) == want,
+                    || format!("{who}: listed contact {} .account", c.id),
+                );
+            }
+        }
+        let listed_deals = listed("opportunities");
+        for (i, deal) in w.deals.iter().enumerate() {
+            let Some(node) = listed_deals.get(&deal.id) else {
+                continue;
+            };
+            let account = &w.accounts[deal.account];
+            let want_account = oracle
+                .allows(u, account, "read")
+                .then(|| account.id.clone());
+            t.check(
+                node["account"]["id"].as_str().map(str::to_owned) == want_account,
+                || format!("{who}: listed deal {} .account", deal.id),
+            );
+            let got: BTreeSet<String> = node["contactRoles"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r["contact"]["id"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let want: BTreeSet<String> = w
+                .roles
+                .iter()
+                .filter(|(dl, cl)| *dl == i && oracle.allows(u, &w.contacts[*cl], "read"))
+                .map(|(_, cl)| w.contacts[*cl].id.clone())
+                .collect();
+            t.check(got == want, || {
+                format!(
+                    "{who}: listed deal {} .contactRoles {got:?} != {want:?}",
+                    deal.id
+                )
+            });
         }
 
         // node(id) for every record.

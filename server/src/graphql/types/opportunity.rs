@@ -52,7 +52,16 @@ impl Opportunity {
     }
 
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        Ok(loaders(ctx)
+        let loaders = loaders(ctx);
+        // A deal carries its account's territory: one seen only as its owner may sit in
+        // an account the caller cannot see, and no query needs to ask.
+        if !loaders.scope.allows(
+            self.0.territory_id,
+            accord_entities::territory_membership::AccessLevel::Read,
+        ) {
+            return Ok(None);
+        }
+        Ok(loaders
             .accounts
             .load_one(self.0.account_id)
             .await

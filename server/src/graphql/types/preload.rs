@@ -109,7 +109,17 @@ pub(crate) async fn opportunities(
     let account = node.field("account");
     let roles = node.field("contactRoles");
     let contact = roles.field("contact");
-    let account_ids: Vec<i64> = rows.iter().map(|o| o.account_id).collect();
+    // Accounts of deals seen only as their owner stay hidden (see `Opportunity.account`).
+    let account_ids: Vec<i64> = rows
+        .iter()
+        .filter(|o| {
+            l.scope.allows(
+                o.territory_id,
+                accord_entities::territory_membership::AccessLevel::Read,
+            )
+        })
+        .map(|o| o.account_id)
+        .collect();
 
     let ((), (), (), role_rows) = futures::try_join!(
         when(
@@ -182,7 +192,7 @@ async fn roles_with_contacts(
     opportunity_ids: impl Iterator<Item = i64>,
 ) -> async_graphql::Result<Vec<opportunity_contact_role::Model>> {
     use opportunity_contact_role::{Column as R, Entity as Roles};
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
     let ids: Vec<i64> = opportunity_ids
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -190,8 +200,11 @@ async fn roles_with_contacts(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // The same visibility as the `roles_by_opportunity` loader: a role shows only when
+    // its contact is visible too (a deal seen as its owner may have hidden contacts).
     let rows = Roles::find()
         .filter(R::OpportunityId.is_in(ids.iter().copied()))
+        .apply_if(l.scope.contact_roles(), QueryFilter::filter)
         .find_also_related(contact::Entity)
         .order_by_asc(R::CreatedAt)
         .order_by_asc(R::Id)
