@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse, Request, Response};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
@@ -69,6 +71,7 @@ pub async fn state(
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/graphiql", get(graphiql))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -308,6 +311,51 @@ async fn execute(
     Json(out).into_response()
 }
 
+/// Subscriptions over WebSocket (`graphql-transport-ws`, and the older `graphql-ws`).
+/// The client authenticates in `connection_init` with `{"token": "<token>"}` (or
+/// `{"Authorization": "Bearer <token>"}`); without a valid token the connection closes.
+async fn graphql_ws(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> axum::response::Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let schema = state.schema.clone();
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = payload
+                        .get("token")
+                        .and_then(|t| t.as_str())
+                        .or_else(|| {
+                            payload
+                                .get("Authorization")
+                                .or_else(|| payload.get("authorization"))
+                                .and_then(|h| h.as_str())
+                                .and_then(|h| h.strip_prefix("Bearer "))
+                        })
+                        .ok_or_else(|| {
+                            async_graphql::Error::new(
+                                "send {\"token\": \"<token>\"} in connection_init",
+                            )
+                        })?;
+                    let actor =
+                        auth::authenticate(&state.services.db, &state.services.tokens, token)
+                            .await
+                            .map_err(|_| {
+                                async_graphql::Error::new(
+                                    "the token is invalid, expired or revoked",
+                                )
+                            })?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(actor);
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
 /// Whether an anonymous request only logs in: a mutation whose root fields are all `login`
 /// (or `__typename`). Unparseable documents pass through so the client gets the parse error.
 fn is_login_only(request: &Request) -> bool {
@@ -341,6 +389,7 @@ async fn graphiql() -> Html<String> {
     Html(
         GraphiQLSource::build()
             .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
             .title("Accord GraphiQL")
             .finish(),
     )

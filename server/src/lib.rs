@@ -7,6 +7,7 @@ pub mod authz;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod metrics;
 pub mod seed;

@@ -352,3 +352,114 @@ impl TestServer {
         )
     }
 }
+
+/// A GraphQL subscription over a real WebSocket, speaking `graphql-transport-ws`.
+pub struct Subscription {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// How a subscription attempt ended before any event.
+#[derive(Debug)]
+pub enum SubscribeError {
+    /// The server closed the connection with this code and reason.
+    Closed(u16, String),
+    /// The server answered the subscribe message with `error`.
+    Rejected(Value),
+}
+
+impl TestServer {
+    /// Opens `/graphql/ws`, authenticates in `connection_init` with `init` as payload,
+    /// and subscribes with `query`.
+    pub async fn subscribe_with(
+        &self,
+        init: Value,
+        query: &str,
+    ) -> Result<Subscription, SubscribeError> {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/graphql/ws", self.addr)
+            .into_client_request()
+            .expect("ws request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connects");
+        let send = |v: Value| Message::Text(v.to_string().into());
+        ws.send(send(json!({ "type": "connection_init", "payload": init })))
+            .await
+            .expect("send init");
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).expect("json");
+                assert_eq!(v["type"], "connection_ack", "{v}");
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or((0, String::new()));
+                return Err(SubscribeError::Closed(code, reason));
+            }
+            other => panic!("unexpected answer to connection_init: {other:?}"),
+        }
+        ws.send(send(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+        ))
+        .await
+        .expect("send subscribe");
+        let mut sub = Subscription { ws };
+        // An immediate `error` means the subscription was refused; give it a moment.
+        match sub.message(std::time::Duration::from_millis(200)).await {
+            Some(v) if v["type"] == "error" => Err(SubscribeError::Rejected(v)),
+            Some(v) => panic!("event before any change: {v}"),
+            None => Ok(sub),
+        }
+    }
+
+    pub async fn subscribe(&self, token: &str, query: &str) -> Subscription {
+        self.subscribe_with(json!({ "token": token }), query)
+            .await
+            .expect("subscription accepted")
+    }
+}
+
+impl Subscription {
+    /// The next protocol message other than pings, or `None` after `wait`.
+    async fn message(&mut self, wait: std::time::Duration) -> Option<Value> {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match msg.expect("websocket message") {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).expect("json");
+                    if v["type"] == "ping" {
+                        self.ws
+                            .send(Message::Text(json!({ "type": "pong" }).to_string().into()))
+                            .await
+                            .expect("pong");
+                        continue;
+                    }
+                    return Some(v);
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The payload of the next event, or `None` if none arrives within `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<Value> {
+        let v = self.message(wait).await?;
+        assert_eq!(v["type"], "next", "{v}");
+        Some(v["payload"].clone())
+    }
+}

@@ -1,6 +1,6 @@
 //! Schema assembly: the per-area Query and Mutation parts merged, with limits.
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
 use super::access::{AccessMutation, AccessQuery};
 use super::accounts::{AccountMutation, AccountQuery};
@@ -11,6 +11,7 @@ use super::node::NodeQuery;
 use super::notes::NoteMutation;
 use super::opportunities::{OpportunityMutation, OpportunityQuery};
 use super::pipelines::{PipelineMutation, PipelineQuery};
+use super::subscriptions::SubscriptionRoot;
 use super::territories::{TerritoryMutation, TerritoryQuery};
 use super::users::{UserMutation, UserQuery};
 use crate::config::Limits;
@@ -42,17 +43,17 @@ pub struct MutationRoot(
     AccessMutation,
 );
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema. Per-request data (actor, loaders) is attached by the HTTP handler;
 /// `extra` carries the long-lived services.
 pub fn build(
     limits: &Limits,
-) -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+) -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)

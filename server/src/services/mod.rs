@@ -24,12 +24,15 @@ use crate::auth::TokenCache;
 use crate::authz::Authz;
 use crate::error::{AppError, AppResult};
 
-/// What every service needs: the database, the authorizer and the token cache.
+/// What every service needs: the database, the authorizer, the token cache and the
+/// event bus.
 #[derive(Clone)]
 pub struct Services {
     pub db: DatabaseConnection,
     pub authz: Authz,
     pub tokens: std::sync::Arc<TokenCache>,
+    /// Change events for subscriptions, published after commit.
+    pub events: crate::events::EventBus,
     /// Argon2 costs ~19 MiB and tens of milliseconds per hash. At most one hash per core
     /// runs at a time, so a flood of (anonymous) logins queues instead of exhausting CPU
     /// and memory.
@@ -45,6 +48,7 @@ impl Services {
             db,
             authz,
             tokens: std::sync::Arc::new(TokenCache::new(token_cache_ttl)),
+            events: crate::events::EventBus::default(),
             password_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }

@@ -18,6 +18,7 @@ use crate::authz::Scope;
 use crate::authz::{Action, Resource};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
+use crate::events::Operation;
 use crate::services::accounts::require_user;
 use crate::services::pagination::{
     Page, PageArgs, PagePlan, SortKey, SortOrder, paginate, text_search,
@@ -106,6 +107,8 @@ pub async fn create(
     let txn = begin_write(&svc.db).await?;
     let created = insert(&txn, actor, &scope, input).await?;
     txn.commit().await?;
+    svc.events
+        .opportunity(Operation::Created, &created, actor.user_id);
     Ok(created)
 }
 
@@ -282,6 +285,8 @@ pub async fn update(
     )
     .await?;
     txn.commit().await?;
+    svc.events
+        .opportunity(Operation::Updated, &after, actor.user_id);
     Ok(after)
 }
 
@@ -354,6 +359,8 @@ pub async fn move_stage(
     )
     .await?;
     txn.commit().await?;
+    svc.events
+        .opportunity(Operation::StageChanged, &after, actor.user_id);
     Ok(after)
 }
 
@@ -387,6 +394,8 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
     audit::record_cascaded_deletes(&txn, actor, "OpportunityContactRole", &roles, |r| r.id).await?;
     audit::record_cascaded_deletes(&txn, actor, "Note", &notes, |n| n.id).await?;
     txn.commit().await?;
+    svc.events
+        .opportunity(Operation::Deleted, &before, actor.user_id);
     Ok(())
 }
 

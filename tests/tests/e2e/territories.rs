@@ -285,3 +285,138 @@ async fn a_reps_deal_pages_walk_their_territories_and_own_deals_in_every_order()
         }
     }
 }
+
+#[tokio::test]
+async fn a_subscriber_stops_hearing_about_a_territory_the_moment_the_membership_goes() {
+    use accord_e2e::SubscribeError;
+    use std::time::Duration;
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let admin = f.token.clone();
+    let rep = server.user("rep@example.com", Role::Rep).await;
+    let rep_id = server.user_id(&rep).await;
+    let west = server.territory(&admin, "West", None).await;
+    let east = server.territory(&admin, "East", None).await;
+    server.grant(&admin, &west, &rep, "READ", false).await;
+    let west_account = server.create_account_in(&admin, "Westco", &west).await;
+    let east_account = server.create_account_in(&admin, "Eastco", &east).await;
+    let create = "mutation($a: ID!, $p: ID!, $o: ID, $n: String!) { createOpportunity(input: {name: $n, accountId: $a, pipelineId: $p, ownerId: $o, amount: \"10\", currency: \"EUR\", expectedCloseDate: \"2027-03-31\"}) { opportunity { id } } }";
+    let rename = "mutation($id: ID!, $v: Int!, $n: String!) { updateOpportunity(input: {id: $id, version: $v, name: $n}) { opportunity { version } } }";
+    let deal = |v: &Value| {
+        data(v)["createOpportunity"]["opportunity"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // A deal in West (seen through the membership) and one in East the rep owns.
+    let v = server
+        .gql(
+            Some(&admin),
+            create,
+            json!({ "a": west_account, "p": f.pipeline_id, "n": "West deal" }),
+        )
+        .await;
+    let west_deal = deal(&v);
+    let v = server
+        .gql(
+            Some(&admin),
+            create,
+            json!({ "a": east_account, "p": f.pipeline_id, "o": rep_id, "n": "Owned deal" }),
+        )
+        .await;
+    let owned_deal = deal(&v);
+    let hidden_deal = {
+        let v = server
+            .gql(
+                Some(&admin),
+                create,
+                json!({ "a": east_account, "p": f.pipeline_id, "n": "East deal" }),
+            )
+            .await;
+        deal(&v)
+    };
+
+    let query = "subscription { opportunityChanges { operation opportunityId name version } }";
+    let mut sub = server.subscribe(&rep, query).await;
+    let wait = Duration::from_secs(5);
+
+    // Changes in East that the rep may not see are never delivered; West's are.
+    let v = server
+        .gql(
+            Some(&admin),
+            rename,
+            json!({ "id": hidden_deal, "v": 1, "n": "East deal 2" }),
+        )
+        .await;
+    data(&v);
+    let v = server
+        .gql(
+            Some(&admin),
+            rename,
+            json!({ "id": west_deal, "v": 1, "n": "West deal 2" }),
+        )
+        .await;
+    data(&v);
+    let event = sub.next(wait).await.expect("the West change arrives");
+    assert_eq!(
+        event["data"]["opportunityChanges"],
+        json!({ "operation": "UPDATED", "opportunityId": west_deal, "name": "West deal 2", "version": 2 })
+    );
+
+    // The membership goes while the client stays connected.
+    let v = server
+        .gql(
+            Some(&admin),
+            "mutation($t: ID!, $u: ID!) { removeTerritoryMembership(territoryId: $t, userId: $u) { membership { id } } }",
+            json!({ "t": west, "u": rep_id }),
+        )
+        .await;
+    data(&v);
+    let v = server
+        .gql(
+            Some(&admin),
+            rename,
+            json!({ "id": west_deal, "v": 2, "n": "West deal 3" }),
+        )
+        .await;
+    data(&v);
+    // The rep's own deal still reaches them, and it is the next thing they hear: the
+    // West change before it was dropped, not merely late.
+    let v = server
+        .gql(
+            Some(&admin),
+            rename,
+            json!({ "id": owned_deal, "v": 1, "n": "Owned deal 2" }),
+        )
+        .await;
+    data(&v);
+    let event = sub
+        .next(wait)
+        .await
+        .expect("the owned deal's change arrives");
+    assert_eq!(
+        event["data"]["opportunityChanges"]["opportunityId"],
+        owned_deal.as_str()
+    );
+    assert_eq!(sub.next(Duration::from_millis(300)).await, None);
+
+    // Subscribing takes a valid token in connection_init.
+    match server
+        .subscribe_with(json!({ "token": "nonsense" }), query)
+        .await
+    {
+        // async-graphql closes a refused init with 1002 and the reason we gave.
+        Err(SubscribeError::Closed(code, reason)) => {
+            assert_eq!(
+                (code, reason.as_str()),
+                (1002, "the token is invalid, expired or revoked")
+            );
+        }
+        Err(other) => panic!("expected the connection to close, got {other:?}"),
+        Ok(_) => panic!("a bad token must not subscribe"),
+    }
+    match server.subscribe_with(json!({}), query).await {
+        Err(SubscribeError::Closed(_, reason)) => assert!(reason.contains("token"), "{reason}"),
+        other => panic!("expected a close without a token, got {:?}", other.err()),
+    }
+}

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::hash::Hash;
 
+use accord_entities::territory_membership::AccessLevel;
 use accord_entities::{account, contact, lead, opportunity, opportunity_contact_role};
 use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
@@ -112,12 +113,7 @@ pub(crate) async fn opportunities(
     // Accounts of deals seen only as their owner stay hidden (see `Opportunity.account`).
     let account_ids: Vec<i64> = rows
         .iter()
-        .filter(|o| {
-            l.scope.allows(
-                o.territory_id,
-                accord_entities::territory_membership::AccessLevel::Read,
-            )
-        })
+        .filter(|o| l.scope.allows(o.territory_id, AccessLevel::Read))
         .map(|o| o.account_id)
         .collect();
 
@@ -136,7 +132,7 @@ pub(crate) async fn opportunities(
         ),
         async {
             if contact.exists() {
-                roles_with_contacts(l, rows.iter().map(|o| o.id)).await
+                roles_with_contacts(l, rows).await
             } else if roles.exists() {
                 prime_children(&l.roles_by_opportunity, rows.iter().map(|o| o.id)).await
             } else {
@@ -187,24 +183,29 @@ pub(crate) async fn opportunities(
 
 /// The contact roles of the given deals joined with their contacts in one statement,
 /// fed into both caches (same order as the `roles_by_opportunity` loader).
+///
+/// Visibility is the loader's (`Scope::contact_roles`: deal and contact both visible),
+/// decided here in memory: the deals are checked one by one, and each joined contact
+/// carries its territory. The statement itself then costs a caller in a territory
+/// exactly what it costs an admin.
 async fn roles_with_contacts(
     l: &Loaders,
-    opportunity_ids: impl Iterator<Item = i64>,
+    deals: &[&opportunity::Model],
 ) -> async_graphql::Result<Vec<opportunity_contact_role::Model>> {
     use opportunity_contact_role::{Column as R, Entity as Roles};
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
-    let ids: Vec<i64> = opportunity_ids
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let ids: Vec<i64> = deals
+        .iter()
+        .filter(|o| l.scope.allows_opportunity(o, AccessLevel::Read))
+        .map(|o| o.id)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // The same visibility as the `roles_by_opportunity` loader: a role shows only when
-    // its contact is visible too (a deal seen as its owner may have hidden contacts).
     let rows = Roles::find()
         .filter(R::OpportunityId.is_in(ids.iter().copied()))
-        .apply_if(l.scope.contact_roles(), QueryFilter::filter)
         .find_also_related(contact::Entity)
         .order_by_asc(R::CreatedAt)
         .order_by_asc(R::Id)
@@ -216,9 +217,11 @@ async fn roles_with_contacts(
     let mut contacts = Vec::new();
     let mut roles = Vec::with_capacity(rows.len());
     for (role, contact) in rows {
-        if let Some(c) = contact {
-            contacts.push((c.id, c));
-        }
+        // A deal seen as its owner may have contacts the caller cannot see.
+        let Some(c) = contact.filter(|c| l.scope.allows(c.territory_id, AccessLevel::Read)) else {
+            continue;
+        };
+        contacts.push((c.id, c));
         by_deal
             .entry(role.opportunity_id)
             .or_default()
