@@ -454,7 +454,8 @@ pub struct ChangeImpact {
 }
 
 /// Counts keyed by (territory before, territory after); records that stay put have
-/// both keys equal.
+/// both keys equal. Only territories where someone's access changes are counted: in
+/// the others, every record is seen by the same people before and after.
 type Buckets = HashMap<(Option<i64>, Option<i64>), u64>;
 
 #[derive(Default)]
@@ -467,9 +468,11 @@ struct RecordBuckets {
     owned: HashMap<i64, Buckets>,
 }
 
-fn shift(buckets: &mut Buckets, from: Option<i64>, to: Option<i64>, n: u64) {
-    let stay = buckets.entry((from, from)).or_default();
-    *stay = stay.saturating_sub(n);
+/// Records counted (after the change) where they landed that came from elsewhere.
+fn arrived(buckets: &mut Buckets, from: Option<i64>, to: Option<i64>, n: u64) {
+    if let Some(stay) = buckets.get_mut(&(to, to)) {
+        *stay = stay.saturating_sub(n);
+    }
     *buckets.entry((from, to)).or_default() += n;
 }
 
@@ -493,58 +496,74 @@ fn staying(rows: Vec<(Option<i64>, i64)>) -> Buckets {
         .collect()
 }
 
-/// Records per territory before the change, and the affected owners' deals.
-async fn count_records<C: ConnectionTrait>(db: &C, owners: &[i64]) -> AppResult<RecordBuckets> {
-    let accounts: Vec<(Option<i64>, i64)> = account::Entity::find()
-        .select_only()
-        .column(account::Column::TerritoryId)
-        .column_as(Expr::col(Asterisk).count(), "n")
-        .group_by(account::Column::TerritoryId)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let contacts: Vec<(Option<i64>, i64)> = contact::Entity::find()
-        .select_only()
-        .column(contact::Column::TerritoryId)
-        .column_as(Expr::col(Asterisk).count(), "n")
-        .group_by(contact::Column::TerritoryId)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let deals: Vec<(Option<i64>, i64)> = opportunity::Entity::find()
-        .select_only()
-        .column(opportunity::Column::TerritoryId)
-        .column_as(Expr::col(Asterisk).count(), "n")
-        .group_by(opportunity::Column::TerritoryId)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut owned: HashMap<i64, Buckets> = HashMap::new();
-    for chunk in owners.chunks(500) {
-        let rows: Vec<(i64, Option<i64>, i64)> = opportunity::Entity::find()
+/// Records per territory in `territories` as the transaction sees them now (after the
+/// change), and the affected owners' deals there.
+async fn count_records<C: ConnectionTrait>(
+    db: &C,
+    owners: &[i64],
+    territories: &[i64],
+) -> AppResult<RecordBuckets> {
+    let mut buckets = RecordBuckets::default();
+    for chunk in territories.chunks(500) {
+        let within = || chunk.iter().copied();
+        let accounts: Vec<(Option<i64>, i64)> = account::Entity::find()
             .select_only()
-            .column(opportunity::Column::OwnerId)
+            .column(account::Column::TerritoryId)
+            .column_as(Expr::col(Asterisk).count(), "n")
+            .filter(account::Column::TerritoryId.is_in(within()))
+            .group_by(account::Column::TerritoryId)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let contacts: Vec<(Option<i64>, i64)> = contact::Entity::find()
+            .select_only()
+            .column(contact::Column::TerritoryId)
+            .column_as(Expr::col(Asterisk).count(), "n")
+            .filter(contact::Column::TerritoryId.is_in(within()))
+            .group_by(contact::Column::TerritoryId)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let deals: Vec<(Option<i64>, i64)> = opportunity::Entity::find()
+            .select_only()
             .column(opportunity::Column::TerritoryId)
             .column_as(Expr::col(Asterisk).count(), "n")
-            .filter(opportunity::Column::OwnerId.is_in(chunk.iter().copied()))
-            .group_by(opportunity::Column::OwnerId)
+            .filter(opportunity::Column::TerritoryId.is_in(within()))
             .group_by(opportunity::Column::TerritoryId)
             .into_tuple()
             .all(db)
             .await?;
-        for (owner, t, n) in rows {
-            owned
-                .entry(owner)
-                .or_default()
-                .insert((t, t), u64::try_from(n).unwrap_or(0));
+        buckets.accounts.extend(staying(accounts));
+        buckets.contacts.extend(staying(contacts));
+        buckets.opportunities.extend(staying(deals));
+        for owner_chunk in owners.chunks(500) {
+            let rows: Vec<(i64, Option<i64>, i64)> = opportunity::Entity::find()
+                .select_only()
+                .column(opportunity::Column::OwnerId)
+                .column(opportunity::Column::TerritoryId)
+                .column_as(Expr::col(Asterisk).count(), "n")
+                .filter(opportunity::Column::TerritoryId.is_in(within()))
+                .filter(opportunity::Column::OwnerId.is_in(owner_chunk.iter().copied()))
+                .group_by(opportunity::Column::OwnerId)
+                .group_by(opportunity::Column::TerritoryId)
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (owner, t, n) in rows {
+                buckets
+                    .owned
+                    .entry(owner)
+                    .or_default()
+                    .insert((t, t), u64::try_from(n).unwrap_or(0));
+            }
         }
     }
-    Ok(RecordBuckets {
-        accounts: staying(accounts),
-        contacts: staying(contacts),
-        opportunities: staying(deals),
-        owned,
-    })
+    // Owners with no deals counted still get their (empty) entry, so moved deals of
+    // theirs are tracked.
+    for owner in owners {
+        buckets.owned.entry(*owner).or_default();
+    }
+    Ok(buckets)
 }
 
 /// Carries the moved accounts' records from their old territory to the new one.
@@ -558,7 +577,7 @@ async fn apply_moves<C: ConnectionTrait>(
         .map(|m| (m.account_id, (m.from, Some(m.to))))
         .collect();
     for m in moves {
-        shift(&mut buckets.accounts, m.from, Some(m.to), 1);
+        arrived(&mut buckets.accounts, m.from, Some(m.to), 1);
     }
     let ids: Vec<i64> = route.keys().copied().collect();
     let owners: BTreeSet<i64> = buckets.owned.keys().copied().collect();
@@ -574,7 +593,7 @@ async fn apply_moves<C: ConnectionTrait>(
             .await?;
         for (account, n) in contacts {
             if let Some(&(from, to)) = route.get(&account) {
-                shift(
+                arrived(
                     &mut buckets.contacts,
                     from,
                     to,
@@ -598,15 +617,32 @@ async fn apply_moves<C: ConnectionTrait>(
                 continue;
             };
             let n = u64::try_from(n).unwrap_or(0);
-            shift(&mut buckets.opportunities, from, to, n);
+            arrived(&mut buckets.opportunities, from, to, n);
             if owners.contains(&owner)
                 && let Some(own) = buckets.owned.get_mut(&owner)
             {
-                shift(own, from, to, n);
+                arrived(own, from, to, n);
             }
         }
     }
     Ok(())
+}
+
+/// Territories where a user's level differs between two scopes.
+fn level_changes(before: &Scope, after: &Scope) -> Vec<LevelChange> {
+    let mut places: BTreeSet<i64> = before.levels().keys().copied().collect();
+    places.extend(after.levels().keys().copied());
+    places
+        .into_iter()
+        .filter_map(|t| {
+            let (b, a) = (before.level(Some(t)), after.level(Some(t)));
+            (b != a).then_some(LevelChange {
+                territory_id: t,
+                before: b,
+                after: a,
+            })
+        })
+        .collect()
 }
 
 /// Users holding a membership grant in `rules`.
@@ -711,7 +747,6 @@ pub async fn change(
         _ => None,
     }));
     let affected: Vec<i64> = affected.into_iter().collect();
-    let mut buckets = count_records(&txn, &affected).await?;
 
     for (index, step) in request.changes.into_iter().enumerate() {
         in_step(index, run_step(&txn, actor, &scope, step).await)?;
@@ -721,7 +756,6 @@ pub async fn change(
     } else {
         Vec::new()
     };
-    apply_moves(&txn, &moves, &mut buckets).await?;
     let rules_after = policy::derive(&txn).await?;
     let version_after = policy::version(&txn).await?;
 
@@ -733,6 +767,15 @@ pub async fn change(
     let roles: Vec<(i64, Role)> = users.iter().map(|u| (u.id, u.role)).collect();
     let before = authz::scopes_under(rules_before, &roles).await?;
     let after = authz::scopes_under(rules_after, &roles).await?;
+    let mut changed: BTreeSet<i64> = BTreeSet::new();
+    for (user, b) in &before {
+        if let Some(a) = after.get(user) {
+            changed.extend(level_changes(b, a).into_iter().map(|c| c.territory_id));
+        }
+    }
+    let changed: Vec<i64> = changed.into_iter().collect();
+    let mut buckets = count_records(&txn, &affected, &changed).await?;
+    apply_moves(&txn, &moves, &mut buckets).await?;
     let empty = Buckets::new();
     let mut impacts = Vec::new();
     for user in users {
@@ -760,19 +803,7 @@ pub async fn change(
         };
         let (read_gained, read_lost) = counts(AccessLevel::Read);
         let (edit_gained, edit_lost) = counts(AccessLevel::Edit);
-        let mut places: BTreeSet<i64> = b.levels().keys().copied().collect();
-        places.extend(a.levels().keys().copied());
-        let territories: Vec<LevelChange> = places
-            .into_iter()
-            .filter_map(|t| {
-                let (before, after) = (b.level(Some(t)), a.level(Some(t)));
-                (before != after).then_some(LevelChange {
-                    territory_id: t,
-                    before,
-                    after,
-                })
-            })
-            .collect();
+        let territories = level_changes(b, a);
         if read_gained.is_zero()
             && read_lost.is_zero()
             && edit_gained.is_zero()
