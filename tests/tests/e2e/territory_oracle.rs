@@ -292,6 +292,44 @@ impl Tally {
     }
 }
 
+/// A deal's `account` and `contactRoles { contact }` as `node` shows them.
+fn check_deal_relations(
+    t: &mut Tally,
+    w: &World,
+    oracle: &Oracle,
+    u: &Member,
+    i: usize,
+    node: &Value,
+    what: &str,
+) {
+    let deal = &w.deals[i];
+    let account = &w.accounts[deal.account];
+    let want_account = oracle
+        .allows(u, account, "read")
+        .then(|| account.id.clone());
+    t.check(
+        node["account"]["id"].as_str().map(str::to_owned) == want_account,
+        || format!("{what} {} .account", deal.id),
+    );
+    let got: BTreeSet<String> = node["contactRoles"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["contact"]["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let want: BTreeSet<String> = w
+        .roles
+        .iter()
+        .filter(|(dl, cl)| *dl == i && oracle.allows(u, &w.contacts[*cl], "read"))
+        .map(|(_, cl)| w.contacts[*cl].id.clone())
+        .collect();
+    t.check(got == want, || {
+        format!("{what} {} .contactRoles {got:?} != {want:?}", deal.id)
+    });
+}
+
 async fn check_world(server: &TestServer, w: &World, oracle: &Oracle, t: &mut Tally) {
     for u in &w.users {
         let who = format!("user {} ({})", u.id, u.role.as_str());
@@ -364,34 +402,7 @@ async fn check_world(server: &TestServer, w: &World, oracle: &Oracle, t: &mut Ta
             let Some(node) = listed_deals.get(&deal.id) else {
                 continue;
             };
-            let account = &w.accounts[deal.account];
-            let want_account = oracle
-                .allows(u, account, "read")
-                .then(|| account.id.clone());
-            t.check(
-                node["account"]["id"].as_str().map(str::to_owned) == want_account,
-                || format!("{who}: listed deal {} .account", deal.id),
-            );
-            let got: BTreeSet<String> = node["contactRoles"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|r| r["contact"]["id"].as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let want: BTreeSet<String> = w
-                .roles
-                .iter()
-                .filter(|(dl, cl)| *dl == i && oracle.allows(u, &w.contacts[*cl], "read"))
-                .map(|(_, cl)| w.contacts[*cl].id.clone())
-                .collect();
-            t.check(got == want, || {
-                format!(
-                    "{who}: listed deal {} .contactRoles {got:?} != {want:?}",
-                    deal.id
-                )
-            });
+            check_deal_relations(t, w, oracle, u, i, node, &format!("{who}: listed deal"));
         }
 
         // node(id) for every record.
@@ -520,31 +531,7 @@ async fn check_world(server: &TestServer, w: &World, oracle: &Oracle, t: &mut Ta
                     continue;
                 }
                 let node = &d[format!("d{i}")];
-                let account = &w.accounts[deal.account];
-                let want_account = oracle
-                    .allows(u, account, "read")
-                    .then(|| account.id.clone());
-                t.check(
-                    node["account"]["id"].as_str().map(str::to_owned) == want_account,
-                    || format!("{who}: deal {} .account", deal.id),
-                );
-                let got: BTreeSet<String> = node["contactRoles"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|r| r["contact"]["id"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let want: BTreeSet<String> = w
-                    .roles
-                    .iter()
-                    .filter(|(dl, cl)| *dl == i && oracle.allows(u, &w.contacts[*cl], "read"))
-                    .map(|(_, cl)| w.contacts[*cl].id.clone())
-                    .collect();
-                t.check(got == want, || {
-                    format!("{who}: deal {} .contactRoles {got:?} != {want:?}", deal.id)
-                });
+                check_deal_relations(t, w, oracle, u, i, node, &format!("{who}: deal"));
             }
         }
 
