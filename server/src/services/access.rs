@@ -497,11 +497,12 @@ fn staying(rows: Vec<(Option<i64>, i64)>) -> Buckets {
 }
 
 /// Records per territory in `territories` as the transaction sees them now (after the
-/// change), and the affected owners' deals there.
+/// change), and each user's own deals in the territories where their access changes.
 async fn count_records<C: ConnectionTrait>(
     db: &C,
     owners: &[i64],
     territories: &[i64],
+    changed_for: &HashMap<i64, Vec<i64>>,
 ) -> AppResult<RecordBuckets> {
     let mut buckets = RecordBuckets::default();
     for chunk in territories.chunks(500) {
@@ -536,26 +537,24 @@ async fn count_records<C: ConnectionTrait>(
         buckets.accounts.extend(staying(accounts));
         buckets.contacts.extend(staying(contacts));
         buckets.opportunities.extend(staying(deals));
-        for owner_chunk in owners.chunks(500) {
-            let rows: Vec<(i64, Option<i64>, i64)> = opportunity::Entity::find()
+    }
+    for (owner, places) in changed_for {
+        for chunk in places.chunks(500) {
+            let rows: Vec<(Option<i64>, i64)> = opportunity::Entity::find()
                 .select_only()
-                .column(opportunity::Column::OwnerId)
                 .column(opportunity::Column::TerritoryId)
                 .column_as(Expr::col(Asterisk).count(), "n")
-                .filter(opportunity::Column::TerritoryId.is_in(within()))
-                .filter(opportunity::Column::OwnerId.is_in(owner_chunk.iter().copied()))
-                .group_by(opportunity::Column::OwnerId)
+                .filter(opportunity::Column::OwnerId.eq(*owner))
+                .filter(opportunity::Column::TerritoryId.is_in(chunk.iter().copied()))
                 .group_by(opportunity::Column::TerritoryId)
                 .into_tuple()
                 .all(db)
                 .await?;
-            for (owner, t, n) in rows {
-                buckets
-                    .owned
-                    .entry(owner)
-                    .or_default()
-                    .insert((t, t), u64::try_from(n).unwrap_or(0));
-            }
+            buckets
+                .owned
+                .entry(*owner)
+                .or_default()
+                .extend(staying(rows));
         }
     }
     // Owners with no deals counted still get their (empty) entry, so moved deals of
@@ -768,13 +767,21 @@ pub async fn change(
     let before = authz::scopes_under(rules_before, &roles).await?;
     let after = authz::scopes_under(rules_after, &roles).await?;
     let mut changed: BTreeSet<i64> = BTreeSet::new();
+    let mut changed_for: HashMap<i64, Vec<i64>> = HashMap::new();
     for (user, b) in &before {
         if let Some(a) = after.get(user) {
-            changed.extend(level_changes(b, a).into_iter().map(|c| c.territory_id));
+            let places: Vec<i64> = level_changes(b, a)
+                .into_iter()
+                .map(|c| c.territory_id)
+                .collect();
+            changed.extend(places.iter().copied());
+            if !places.is_empty() {
+                changed_for.insert(*user, places);
+            }
         }
     }
     let changed: Vec<i64> = changed.into_iter().collect();
-    let mut buckets = count_records(&txn, &affected, &changed).await?;
+    let mut buckets = count_records(&txn, &affected, &changed, &changed_for).await?;
     apply_moves(&txn, &moves, &mut buckets).await?;
     let empty = Buckets::new();
     let mut impacts = Vec::new();
