@@ -112,6 +112,27 @@ impl TestServer {
         }
     }
 
+    /// Another instance on this server's database, as a second `accord` process
+    /// sharing one PostgreSQL would be. Keep `self` alive as long as the sibling.
+    pub async fn start_sibling(&self, limits: Limits) -> TestServer {
+        let db_args = DatabaseArgs {
+            url: self.database_url.clone(),
+            pool_size: 8,
+        };
+        let server = accord::app::start(&db_args, limits, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sibling starts");
+        TestServer {
+            addr: server.addr,
+            url: format!("http://{}", server.addr),
+            database_url: self.database_url.clone(),
+            state: server.state.clone(),
+            http: reqwest::Client::new(),
+            _server: server,
+            _dir: None,
+        }
+    }
+
     /// SQL statements this server has executed so far.
     pub fn statements(&self) -> u64 {
         self.state.metrics.statements()

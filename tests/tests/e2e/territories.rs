@@ -420,3 +420,54 @@ async fn a_subscriber_stops_hearing_about_a_territory_the_moment_the_membership_
         other => panic!("expected a close without a token, got {:?}", other.err()),
     }
 }
+
+#[tokio::test]
+async fn a_membership_change_on_one_instance_reaches_another_sharing_the_database() {
+    use accord::config::Limits;
+    use std::time::{Duration, Instant};
+    let quick = Limits {
+        policy_poll_ms: 50,
+        ..Limits::default()
+    };
+    let one = TestServer::start_with(quick.clone()).await;
+    let two = one.start_sibling(quick).await;
+    let admin = one.admin().await;
+    let rep = one.user("rep@example.com", Role::Rep).await;
+    let west = one.territory(&admin, "West", None).await;
+    let account = one.create_account_in(&admin, "Westco", &west).await;
+    let q = "query($id: ID!) { account(id: $id) { name } }";
+    // Until the other instance has polled the new policy version, give it a moment.
+    async fn eventually(server: &TestServer, token: &str, q: &str, id: &str, visible: bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = server.gql(Some(token), q, json!({ "id": id })).await;
+            let seen = v["data"]["account"]["name"] == "Westco";
+            if seen == visible {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance two did not follow the policy change (visible: {visible}): {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    let v = two.gql(Some(&rep), q, json!({ "id": account })).await;
+    assert_eq!(error_code(&v), "NOT_FOUND");
+    one.grant(&admin, &west, &rep, "READ", false).await;
+    eventually(&two, &rep, q, &account, true).await;
+    let rep_id = one.user_id(&rep).await;
+    let v = one
+        .gql(
+            Some(&admin),
+            "mutation($t: ID!, $u: ID!) { removeTerritoryMembership(territoryId: $t, userId: $u) { membership { id } } }",
+            json!({ "t": west, "u": rep_id }),
+        )
+        .await;
+    data(&v);
+    eventually(&two, &rep, q, &account, false).await;
+    assert_eq!(
+        two.state.services.authz.policy_version(),
+        one.state.services.authz.policy_version()
+    );
+}
