@@ -27,6 +27,7 @@ use crate::config::{DatabaseArgs, Limits};
 use crate::error::AppError;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::schema::{self, AppSchema};
+use crate::graphql::subscriptions::SocketToken;
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::services::Services;
 
@@ -350,6 +351,7 @@ async fn graphql_ws(
                             })?;
                     let mut data = async_graphql::Data::default();
                     data.insert(actor);
+                    data.insert(SocketToken(token.to_owned()));
                     Ok(data)
                 })
                 .serve()

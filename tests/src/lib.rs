@@ -388,6 +388,8 @@ pub enum SubscribeError {
     Closed(u16, String),
     /// The server answered the subscribe message with `error`.
     Rejected(Value),
+    /// The server answered at once with this message (a query's result, say).
+    Answered(Value),
 }
 
 impl TestServer {
@@ -437,7 +439,7 @@ impl TestServer {
         // An immediate `error` means the subscription was refused; give it a moment.
         match sub.message(std::time::Duration::from_millis(200)).await {
             Some(v) if v["type"] == "error" => Err(SubscribeError::Rejected(v)),
-            Some(v) => panic!("event before any change: {v}"),
+            Some(v) => Err(SubscribeError::Answered(v)),
             None => Ok(sub),
         }
     }
@@ -475,6 +477,11 @@ impl Subscription {
                 _ => continue,
             }
         }
+    }
+
+    /// The next message whatever its type (`next`, `error`, `complete`), or `None`.
+    pub async fn raw(&mut self, wait: std::time::Duration) -> Option<Value> {
+        self.message(wait).await
     }
 
     /// The payload of the next event, or `None` if none arrives within `wait`.

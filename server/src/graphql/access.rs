@@ -187,7 +187,7 @@ pub struct TerritoryLevelChange(access::LevelChange);
 #[Object]
 impl TerritoryLevelChange {
     async fn territory(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Territory>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .territories
             .load_one(self.0.territory_id)
             .await

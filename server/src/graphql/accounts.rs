@@ -167,7 +167,7 @@ impl AccountQuery {
         .await?;
         let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
         preload::accounts(
-            loaders(ctx),
+            loaders(ctx)?,
             &ctx.look_ahead().field("edges").field("node"),
             &models,
         )

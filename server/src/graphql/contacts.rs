@@ -126,7 +126,7 @@ impl ContactQuery {
         .await?;
         let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
         preload::contacts(
-            loaders(ctx),
+            loaders(ctx)?,
             &ctx.look_ahead().field("edges").field("node"),
             &models,
         )

@@ -172,7 +172,7 @@ impl LeadQuery {
         .await?;
         let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
         preload::leads(
-            loaders(ctx),
+            loaders(ctx)?,
             &ctx.look_ahead().field("edges").field("node"),
             &models,
         )

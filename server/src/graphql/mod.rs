@@ -36,8 +36,17 @@ pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Services>()
 }
 
-pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
-    ctx.data_unchecked::<Loaders>()
+/// The request's loaders. Only `POST /graphql` requests carry them: the WebSocket
+/// serves subscriptions, whose payloads never load relations, and a query sent there is
+/// refused instead of answered from a connection-wide cache with stale access.
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
+    ctx.data_opt::<Loaders>().ok_or_else(|| {
+        AppError::validation(
+            "query",
+            "send queries and mutations to POST /graphql; the WebSocket serves subscriptions",
+        )
+        .into()
+    })
 }
 
 /// Counting costs a query; only do it when the client selected `totalCount`.

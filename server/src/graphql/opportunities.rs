@@ -175,13 +175,13 @@ impl OpportunityQuery {
         {
             let page =
                 opportunities::list_with_relations(svc, actor, filter, order, &args, total).await?;
-            preload::feed_joined(loaders(ctx), page.items.iter().map(|(_, r)| r)).await;
+            preload::feed_joined(loaders(ctx)?, page.items.iter().map(|(_, r)| r)).await;
             page.map(|r| r.opportunity)
         } else {
             opportunities::list(svc, actor, filter, order, &args, total).await?
         };
         let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
-        preload::opportunities(loaders(ctx), &node, &models).await?;
+        preload::opportunities(loaders(ctx)?, &node, &models).await?;
         Ok(connection(page, Opportunity))
     }
 }

@@ -3,15 +3,25 @@
 //! delivered, not when they subscribed.
 
 use accord_entities::territory_membership::AccessLevel;
-use async_graphql::{Context, Enum, ErrorExtensions, ID, SimpleObject, Subscription};
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::{
+    Context, Enum, ErrorExtensionValues, ErrorExtensions, ID, ServerError, ServerResult,
+    SimpleObject, Subscription, Variables,
+};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::auth;
 use crate::authz::{Action, Resource};
+use crate::error::AppError;
 use crate::events::OpportunityEvent;
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::{actor, services};
+use crate::services::Services;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "crate::events::Operation")]
@@ -53,44 +63,135 @@ impl From<OpportunityEvent> for OpportunityChange {
     }
 }
 
+/// The token a WebSocket connection authenticated with. Every event re-checks it, so a
+/// revoked or expired token, a deactivated user or a changed role takes effect on the
+/// next event, as on the next HTTP request.
+pub struct SocketToken(pub String);
+
+/// What a deal subscription carries from one event to the next.
+struct Listener {
+    receiver: tokio::sync::broadcast::Receiver<OpportunityEvent>,
+    svc: Services,
+    token: String,
+    /// Set after the subscriber lost access entirely; the stream then ends.
+    done: bool,
+}
+
+impl Listener {
+    async fn next(mut self) -> Option<(async_graphql::Result<OpportunityChange>, Self)> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let event = match self.receiver.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => {
+                    let error = async_graphql::Error::new(format!(
+                        "this subscription fell {missed} changes behind and skipped them; refetch what you show"
+                    ))
+                    .extend_with(|_, e| e.set("code", "CONFLICT"));
+                    return Some((Err(error), self));
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            let actor = match auth::authenticate(&self.svc.db, &self.svc.tokens, &self.token).await
+            {
+                Ok(actor) => actor,
+                Err(AppError::Unauthenticated) => {
+                    self.done = true;
+                    return Some((Err(AppError::Unauthenticated.into()), self));
+                }
+                Err(e) => {
+                    // A failed lookup withholds this event rather than guessing.
+                    tracing::warn!(error = ?e, "subscriber check failed; event withheld");
+                    continue;
+                }
+            };
+            if !self
+                .svc
+                .authz
+                .can(&actor, Resource::Opportunity, Action::Read)
+                .await
+            {
+                continue;
+            }
+            let scope = self.svc.authz.scope(&actor).await;
+            if scope.allows_opportunity(&event.opportunity, AccessLevel::Read) {
+                return Some((Ok(OpportunityChange::from(event)), self));
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
 #[Subscription]
 impl SubscriptionRoot {
     /// Changes to deals you can see, as they happen: created, edited, moved to another
-    /// stage, deleted. Losing access to a territory stops its deals' changes at once.
+    /// stage, deleted. Losing access to a territory stops its deals' changes at once; a
+    /// revoked token ends the subscription with UNAUTHENTICATED.
     async fn opportunity_changes(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<OpportunityChange>>> {
         let actor = actor(ctx)?.clone();
+        let token = ctx
+            .data::<SocketToken>()
+            .map_err(|_| AppError::validation("query", "subscriptions are served at /graphql/ws"))?
+            .0
+            .clone();
         let svc = services(ctx).clone();
         svc.authz
             .require(&actor, Resource::Opportunity, Action::Read)
             .await?;
-        let receiver = svc.events.opportunities();
-        Ok(futures::stream::unfold(
-            (receiver, svc, actor),
-            |(mut receiver, svc, actor)| async move {
-                loop {
-                    let item = match receiver.recv().await {
-                        Ok(event) => {
-                            let scope = svc.authz.scope(&actor).await;
-                            if !scope.allows_opportunity(&event.opportunity, AccessLevel::Read) {
-                                continue;
-                            }
-                            Ok(OpportunityChange::from(event))
-                        }
-                        Err(RecvError::Lagged(missed)) => Err(async_graphql::Error::new(
-                            format!("this subscription fell {missed} changes behind and skipped them; refetch what you show"),
-                        )
-                        .extend_with(|_, e| e.set("code", "CONFLICT"))),
-                        Err(RecvError::Closed) => return None,
-                    };
-                    return Some((item, (receiver, svc, actor)));
-                }
-            },
-        ))
+        let listener = Listener {
+            receiver: svc.events.opportunities(),
+            svc,
+            token,
+            done: false,
+        };
+        Ok(futures::stream::unfold(listener, Listener::next))
+    }
+}
+
+/// Refuses queries and mutations on the WebSocket: they belong on `POST /graphql`, where
+/// every request authenticates anew and gets its own loaders. (A socket authenticates
+/// once; only subscriptions re-check its token, event by event.)
+pub struct SubscriptionsOnlyOnSockets;
+
+impl ExtensionFactory for SubscriptionsOnlyOnSockets {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(SubscriptionsOnlyOnSockets)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for SubscriptionsOnlyOnSockets {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let on_socket = ctx.data_opt::<SocketToken>().is_some();
+        if on_socket
+            && document
+                .operations
+                .iter()
+                .any(|(_, op)| op.node.ty != OperationType::Subscription)
+        {
+            let mut error = ServerError::new(
+                "send queries and mutations to POST /graphql; the WebSocket serves subscriptions",
+                None,
+            );
+            let mut extensions = ErrorExtensionValues::default();
+            extensions.set("code", "VALIDATION");
+            error.extensions = Some(extensions);
+            return Err(error);
+        }
+        Ok(document)
     }
 }

@@ -832,7 +832,11 @@ pub async fn change(
 
     if apply {
         txn.commit().await?;
-        svc.authz.refresh().await?;
+        // The change is stored; if this instance cannot reload now, its policy watcher
+        // will, and the caller must not be told the change failed.
+        if let Err(e) = svc.authz.refresh().await {
+            tracing::warn!(error = ?e, "policy reload after a territory change failed");
+        }
     }
     // A preview drops the transaction here, which rolls every step back.
     Ok(ChangeImpact {

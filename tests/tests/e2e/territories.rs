@@ -400,6 +400,57 @@ async fn a_subscriber_stops_hearing_about_a_territory_the_moment_the_membership_
     );
     assert_eq!(sub.next(Duration::from_millis(300)).await, None);
 
+    // Logging out ends the subscription: the token is checked again on every event.
+    let v = server
+        .gql(Some(&rep), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(data(&v)["logout"], true);
+    let v = server
+        .gql(
+            Some(&admin),
+            rename,
+            json!({ "id": owned_deal, "v": 2, "n": "Owned deal 3" }),
+        )
+        .await;
+    data(&v);
+    let ended = sub.raw(wait).await.expect("the subscription ends");
+    assert_eq!(ended["type"], "next", "{ended}");
+    assert_eq!(
+        ended["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{ended}"
+    );
+    assert!(ended["payload"]["data"].is_null(), "nothing leaks: {ended}");
+    let done = sub.raw(wait).await.expect("complete");
+    assert_eq!(done["type"], "complete", "{done}");
+
+    // Queries and mutations belong on POST /graphql: the socket refuses them (its token
+    // is checked once; only subscriptions re-check it).
+    let token = server.login("rep@example.com", accord_e2e::PASSWORD).await;
+    for operation in [
+        "{ opportunities(first: 5) { edges { node { account { name } } } } }",
+        "mutation { logout }",
+    ] {
+        let refused = match server
+            .subscribe_with(json!({ "token": token }), operation)
+            .await
+        {
+            Err(SubscribeError::Rejected(v)) => v["payload"][0].clone(),
+            Err(SubscribeError::Answered(v)) => v["payload"]["errors"][0].clone(),
+            other => panic!("expected {operation} to be refused, got {:?}", other.err()),
+        };
+        assert_eq!(refused["extensions"]["code"], "VALIDATION", "{refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("POST /graphql"),
+            "{refused}"
+        );
+    }
+    // The refused logout did not happen.
+    let v = server.gql(Some(&token), "{ me { id } }", json!({})).await;
+    assert_eq!(data(&v)["me"]["id"], rep_id.as_str());
+
     // Subscribing takes a valid token in connection_init.
     match server
         .subscribe_with(json!({ "token": "nonsense" }), query)

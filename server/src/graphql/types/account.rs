@@ -60,7 +60,7 @@ impl Account {
         let Some(id) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .accounts
             .load_one(id)
             .await
@@ -71,7 +71,7 @@ impl Account {
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
     #[graphql(complexity = "10 * child_complexity")]
     async fn children(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
-        let rows = loaders(ctx)
+        let rows = loaders(ctx)?
             .children_by_account
             .load_one(self.0.id)
             .await
@@ -87,7 +87,7 @@ impl Account {
         let Some(id) = self.0.territory_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .territories
             .load_one(id)
             .await
@@ -104,7 +104,7 @@ impl Account {
         let Some(id) = self.0.owner_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .users
             .load_one(id)
             .await
@@ -120,7 +120,7 @@ impl Account {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Conn<Contact>> {
-        let l = loaders(ctx);
+        let l = loaders(ctx)?;
         let counts = wants_total(ctx).then_some(&l.contact_count_by_account);
         let order = contacts::sort_order(ContactSort::LastName, false);
         let page = nested_first_page(
@@ -143,7 +143,7 @@ impl Account {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Conn<Opportunity>> {
-        let l = loaders(ctx);
+        let l = loaders(ctx)?;
         let counts = wants_total(ctx).then_some(&l.opportunity_count_by_account);
         let order = opportunities::sort_order(OpportunitySort::CreatedAt, false);
         let page = nested_first_page(
@@ -165,6 +165,6 @@ impl Account {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx).notes_by_account, self.0.id, first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_account, self.0.id, first).await
     }
 }

@@ -38,7 +38,7 @@ impl AuditEntry {
         let Some(id) = self.0.actor_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .users
             .load_one(id)
             .await

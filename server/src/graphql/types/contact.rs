@@ -46,7 +46,7 @@ impl Contact {
     }
 
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .accounts
             .load_one(self.0.account_id)
             .await
@@ -59,7 +59,7 @@ impl Contact {
         let Some(id) = self.0.reports_to_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .contacts
             .load_one(id)
             .await
@@ -70,7 +70,7 @@ impl Contact {
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
     #[graphql(complexity = "10 * child_complexity")]
     async fn direct_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Contact>> {
-        let rows = loaders(ctx)
+        let rows = loaders(ctx)?
             .reports_by_contact
             .load_one(self.0.id)
             .await
@@ -85,7 +85,7 @@ impl Contact {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
-        let rows = loaders(ctx)
+        let rows = loaders(ctx)?
             .roles_by_contact
             .load_one(self.0.id)
             .await
@@ -103,6 +103,6 @@ impl Contact {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx).notes_by_contact, self.0.id, first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_contact, self.0.id, first).await
     }
 }

@@ -58,7 +58,7 @@ impl Lead {
         let Some(id) = self.0.owner_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .users
             .load_one(id)
             .await
@@ -69,7 +69,7 @@ impl Lead {
         let Some(id) = self.0.converted_account_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .accounts
             .load_one(id)
             .await
@@ -80,7 +80,7 @@ impl Lead {
         let Some(id) = self.0.converted_contact_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .contacts
             .load_one(id)
             .await
@@ -94,7 +94,7 @@ impl Lead {
         let Some(id) = self.0.converted_opportunity_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .opportunities
             .load_one(id)
             .await
@@ -108,6 +108,6 @@ impl Lead {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx).notes_by_lead, self.0.id, first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_lead, self.0.id, first).await
     }
 }

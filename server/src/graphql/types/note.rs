@@ -23,7 +23,7 @@ impl Note {
         self.0.created_at
     }
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .users
             .load_one(self.0.author_id)
             .await

@@ -52,7 +52,7 @@ impl Opportunity {
     }
 
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        let loaders = loaders(ctx);
+        let loaders = loaders(ctx)?;
         // A deal carries its account's territory: one seen only as its owner may sit in
         // an account the caller cannot see, and no query needs to ask.
         if !loaders.scope.allows(
@@ -69,7 +69,7 @@ impl Opportunity {
             .map(Account))
     }
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .users
             .load_one(self.0.owner_id)
             .await
@@ -77,7 +77,7 @@ impl Opportunity {
             .map(User))
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .pipelines
             .load_one(self.0.pipeline_id)
             .await
@@ -85,7 +85,7 @@ impl Opportunity {
             .map(Pipeline))
     }
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .stages
             .load_one(self.0.stage_id)
             .await
@@ -99,7 +99,7 @@ impl Opportunity {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
-        let rows = loaders(ctx)
+        let rows = loaders(ctx)?
             .roles_by_opportunity
             .load_one(self.0.id)
             .await
@@ -117,7 +117,7 @@ impl Opportunity {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<StageTransition>> {
-        let rows = loaders(ctx)
+        let rows = loaders(ctx)?
             .transitions_by_opportunity
             .load_one(self.0.id)
             .await
@@ -134,7 +134,7 @@ impl Opportunity {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx).notes_by_opportunity, self.0.id, first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_opportunity, self.0.id, first).await
     }
 }
 
@@ -155,7 +155,7 @@ impl OpportunityContactRole {
         self.0.created_at
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .contacts
             .load_one(self.0.contact_id)
             .await
@@ -163,7 +163,7 @@ impl OpportunityContactRole {
             .map(Contact))
     }
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .opportunities
             .load_one(self.0.opportunity_id)
             .await
@@ -192,7 +192,7 @@ impl StageTransition {
         let Some(id) = self.0.from_stage_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .stages
             .load_one(id)
             .await
@@ -200,7 +200,7 @@ impl StageTransition {
             .map(Stage))
     }
     async fn to_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .stages
             .load_one(self.0.to_stage_id)
             .await
@@ -211,7 +211,7 @@ impl StageTransition {
         let Some(id) = self.0.actor_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .users
             .load_one(id)
             .await

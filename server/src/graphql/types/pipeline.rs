@@ -28,7 +28,7 @@ impl Pipeline {
     }
     /// Stages in pipeline order.
     async fn stages(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Stage>> {
-        let rows = loaders(ctx)
+        let rows = loaders(ctx)?
             .stages_by_pipeline
             .load_one(self.0.id)
             .await
@@ -59,7 +59,7 @@ impl Stage {
         self.0.kind.into()
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .pipelines
             .load_one(self.0.pipeline_id)
             .await

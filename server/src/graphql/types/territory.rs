@@ -57,7 +57,7 @@ impl Territory {
         let Some(parent) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .territories
             .load_one(parent)
             .await
@@ -66,7 +66,7 @@ impl Territory {
     }
     /// Direct children, by name.
     async fn children(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Territory>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .territory_children
             .load_one(self.0.id)
             .await
@@ -77,7 +77,7 @@ impl Territory {
             .collect())
     }
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TerritoryMembership>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .memberships_by_territory
             .load_one(self.0.id)
             .await
@@ -108,7 +108,7 @@ impl TerritoryMembership {
         self.0.created_at
     }
     async fn territory(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Territory>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .territories
             .load_one(self.0.territory_id)
             .await
@@ -116,7 +116,7 @@ impl TerritoryMembership {
             .map(Territory))
     }
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .users
             .load_one(self.0.user_id)
             .await
@@ -164,7 +164,7 @@ impl AssignmentRule {
         self.0.version
     }
     async fn territory(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Territory>> {
-        Ok(loaders(ctx)
+        Ok(loaders(ctx)?
             .territories
             .load_one(self.0.territory_id)
             .await
