@@ -755,6 +755,8 @@ pub async fn change(
     } else {
         Vec::new()
     };
+    // One policy rewrite for all the steps.
+    policy::sync(&txn).await?;
     let rules_after = policy::derive(&txn).await?;
     let version_after = policy::version(&txn).await?;
 

@@ -307,7 +307,8 @@ pub async fn create(
     Ok(created)
 }
 
-/// Applies a territory change inside `txn` (shared with previews).
+/// Applies a territory change inside `txn` (shared with previews). The caller syncs the
+/// policy once after all its changes.
 pub(crate) async fn update_in<C: ConnectionTrait>(
     txn: &C,
     actor: &Actor,
@@ -392,7 +393,6 @@ pub(crate) async fn update_in<C: ConnectionTrait>(
         Some(&after),
     )
     .await?;
-    policy::sync(txn).await?;
     Ok(after)
 }
 
@@ -409,6 +409,7 @@ pub async fn update(
     let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let after = update_in(&txn, actor, &scope, id, Some(version), changes).await?;
+    policy::sync(&txn).await?;
     txn.commit().await?;
     after_policy_change(svc).await?;
     Ok(after)
@@ -506,6 +507,7 @@ pub struct MembershipInput {
     pub is_manager: bool,
 }
 
+/// Adds or changes a membership inside `txn`; the caller syncs the policy.
 pub(crate) async fn set_membership_in<C: ConnectionTrait>(
     txn: &C,
     actor: &Actor,
@@ -583,7 +585,6 @@ pub(crate) async fn set_membership_in<C: ConnectionTrait>(
         Some(&saved),
     )
     .await?;
-    policy::sync(txn).await?;
     Ok(saved)
 }
 
@@ -598,11 +599,13 @@ pub async fn set_membership(
     let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let saved = set_membership_in(&txn, actor, &scope, input).await?;
+    policy::sync(&txn).await?;
     txn.commit().await?;
     after_policy_change(svc).await?;
     Ok(saved)
 }
 
+/// Removes a membership inside `txn`; the caller syncs the policy.
 pub(crate) async fn remove_membership_in<C: ConnectionTrait>(
     txn: &C,
     actor: &Actor,
@@ -639,7 +642,6 @@ pub(crate) async fn remove_membership_in<C: ConnectionTrait>(
         None,
     )
     .await?;
-    policy::sync(txn).await?;
     Ok(existing)
 }
 
@@ -655,6 +657,7 @@ pub async fn remove_membership(
     let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let removed = remove_membership_in(&txn, actor, &scope, territory_id, user_id).await?;
+    policy::sync(&txn).await?;
     txn.commit().await?;
     after_policy_change(svc).await?;
     Ok(removed)
