@@ -286,6 +286,18 @@ async fn a_reps_deal_pages_walk_their_territories_and_own_deals_in_every_order()
     }
 }
 
+/// Renames a deal as `admin` (one change event).
+async fn rename(server: &TestServer, admin: &str, deal: &str, version: i64, name: &str) {
+    let v = server
+        .gql(
+            Some(admin),
+            "mutation($id: ID!, $v: Int!, $n: String!) { updateOpportunity(input: {id: $id, version: $v, name: $n}) { opportunity { version } } }",
+            json!({ "id": deal, "v": version, "n": name }),
+        )
+        .await;
+    data(&v);
+}
+
 #[tokio::test]
 async fn a_subscriber_stops_hearing_about_a_territory_the_moment_the_membership_goes() {
     use accord_e2e::SubscribeError;
@@ -301,7 +313,6 @@ async fn a_subscriber_stops_hearing_about_a_territory_the_moment_the_membership_
     let west_account = server.create_account_in(&admin, "Westco", &west).await;
     let east_account = server.create_account_in(&admin, "Eastco", &east).await;
     let create = "mutation($a: ID!, $p: ID!, $o: ID, $n: String!) { createOpportunity(input: {name: $n, accountId: $a, pipelineId: $p, ownerId: $o, amount: \"10\", currency: \"EUR\", expectedCloseDate: \"2027-03-31\"}) { opportunity { id } } }";
-    let rename = "mutation($id: ID!, $v: Int!, $n: String!) { updateOpportunity(input: {id: $id, version: $v, name: $n}) { opportunity { version } } }";
     let deal = |v: &Value| {
         data(v)["createOpportunity"]["opportunity"]["id"]
             .as_str()
@@ -341,22 +352,8 @@ async fn a_subscriber_stops_hearing_about_a_territory_the_moment_the_membership_
     let wait = Duration::from_secs(5);
 
     // Changes in East that the rep may not see are never delivered; West's are.
-    let v = server
-        .gql(
-            Some(&admin),
-            rename,
-            json!({ "id": hidden_deal, "v": 1, "n": "East deal 2" }),
-        )
-        .await;
-    data(&v);
-    let v = server
-        .gql(
-            Some(&admin),
-            rename,
-            json!({ "id": west_deal, "v": 1, "n": "West deal 2" }),
-        )
-        .await;
-    data(&v);
+    rename(&server, &admin, &hidden_deal, 1, "East deal 2").await;
+    rename(&server, &admin, &west_deal, 1, "West deal 2").await;
     let event = sub.next(wait).await.expect("the West change arrives");
     assert_eq!(
         event["data"]["opportunityChanges"],
@@ -372,24 +369,10 @@ async fn a_subscriber_stops_hearing_about_a_territory_the_moment_the_membership_
         )
         .await;
     data(&v);
-    let v = server
-        .gql(
-            Some(&admin),
-            rename,
-            json!({ "id": west_deal, "v": 2, "n": "West deal 3" }),
-        )
-        .await;
-    data(&v);
+    rename(&server, &admin, &west_deal, 2, "West deal 3").await;
     // The rep's own deal still reaches them, and it is the next thing they hear: the
     // West change before it was dropped, not merely late.
-    let v = server
-        .gql(
-            Some(&admin),
-            rename,
-            json!({ "id": owned_deal, "v": 1, "n": "Owned deal 2" }),
-        )
-        .await;
-    data(&v);
+    rename(&server, &admin, &owned_deal, 1, "Owned deal 2").await;
     let event = sub
         .next(wait)
         .await
@@ -405,14 +388,7 @@ async fn a_subscriber_stops_hearing_about_a_territory_the_moment_the_membership_
         .gql(Some(&rep), "mutation { logout }", json!({}))
         .await;
     assert_eq!(data(&v)["logout"], true);
-    let v = server
-        .gql(
-            Some(&admin),
-            rename,
-            json!({ "id": owned_deal, "v": 2, "n": "Owned deal 3" }),
-        )
-        .await;
-    data(&v);
+    rename(&server, &admin, &owned_deal, 2, "Owned deal 3").await;
     let ended = sub.raw(wait).await.expect("the subscription ends");
     assert_eq!(ended["type"], "next", "{ended}");
     assert_eq!(
