@@ -848,3 +848,64 @@ pub async fn change(
         users: impacts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(levels: &[(i64, AccessLevel)]) -> Scope {
+        Scope::new(1, levels.iter().copied().collect(), BTreeSet::new())
+    }
+
+    #[test]
+    fn a_lost_territory_counts_its_records_as_lost_at_every_level_it_granted() {
+        let before = scope(&[(10, AccessLevel::Edit), (20, AccessLevel::Read)]);
+        let after = scope(&[(20, AccessLevel::Read)]);
+        let records: Buckets = [((Some(10), Some(10)), 7), ((Some(20), Some(20)), 3)].into();
+        assert_eq!(delta(&before, &after, AccessLevel::Read, &records), (0, 7));
+        assert_eq!(delta(&before, &after, AccessLevel::Edit, &records), (0, 7));
+        assert_eq!(delta(&before, &after, AccessLevel::Owner, &records), (0, 0));
+    }
+
+    #[test]
+    fn moved_records_count_where_they_came_from_and_where_they_went() {
+        // After the change, territory 20 holds 5 records, 2 of which arrived from 10.
+        let mut records: Buckets = [((Some(20), Some(20)), 5)].into();
+        arrived(&mut records, Some(10), Some(20), 2);
+        assert_eq!(records[&(Some(20), Some(20))], 3);
+        assert_eq!(records[&(Some(10), Some(20))], 2);
+        // A reader of 10 only loses the two that left; a reader of 20 gains them.
+        let of_ten = scope(&[(10, AccessLevel::Read)]);
+        let of_twenty = scope(&[(20, AccessLevel::Read)]);
+        assert_eq!(delta(&of_ten, &of_ten, AccessLevel::Read, &records), (0, 2));
+        assert_eq!(
+            delta(&of_twenty, &of_twenty, AccessLevel::Read, &records),
+            (2, 0)
+        );
+        // Arriving where nothing was counted (no one's access changed there) adds only
+        // the move itself.
+        let mut sparse = Buckets::new();
+        arrived(&mut sparse, Some(10), Some(30), 4);
+        assert_eq!(sparse, [((Some(10), Some(30)), 4)].into());
+    }
+
+    #[test]
+    fn level_changes_list_every_territory_whose_level_moved() {
+        let before = scope(&[(1, AccessLevel::Read), (2, AccessLevel::Edit)]);
+        let after = scope(&[(2, AccessLevel::Owner), (3, AccessLevel::Read)]);
+        let changes: Vec<(i64, Option<AccessLevel>, Option<AccessLevel>)> =
+            level_changes(&before, &after)
+                .into_iter()
+                .map(|c| (c.territory_id, c.before, c.after))
+                .collect();
+        assert_eq!(
+            changes,
+            [
+                (1, Some(AccessLevel::Read), None),
+                (2, Some(AccessLevel::Edit), Some(AccessLevel::Owner)),
+                (3, None, Some(AccessLevel::Read)),
+            ]
+        );
+        assert!(level_changes(&before, &before).is_empty());
+    }
+}
