@@ -755,10 +755,8 @@ pub async fn change(
     } else {
         Vec::new()
     };
-    // One policy rewrite for all the steps.
-    policy::sync(&txn).await?;
+    // What the stored policy becomes; it is written once, on apply.
     let rules_after = policy::derive(&txn).await?;
-    let version_after = policy::version(&txn).await?;
 
     let users: Vec<user::Model> = user::Entity::find()
         .filter(user::Column::Id.is_in(affected.iter().copied()))
@@ -832,18 +830,16 @@ pub async fn change(
     }
     impacts.sort_by(|x, y| x.user.display_name.cmp(&y.user.display_name));
 
-    if apply {
-        txn.commit().await?;
-        // The change is stored; if this instance cannot reload now, its policy watcher
-        // will, and the caller must not be told the change failed.
-        if let Err(e) = svc.authz.refresh().await {
-            tracing::warn!(error = ?e, "policy reload after a territory change failed");
-        }
-    }
-    // A preview drops the transaction here, which rolls every step back.
+    let policy_version = if apply {
+        // One policy rewrite for all the steps.
+        territories::commit_policy_change(svc, txn).await?
+    } else {
+        // Dropping the transaction rolls every step back.
+        version_before
+    };
     Ok(ChangeImpact {
         applied: apply,
-        policy_version: if apply { version_after } else { version_before },
+        policy_version,
         accounts_moved: moves,
         users: impacts,
     })

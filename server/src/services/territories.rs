@@ -249,9 +249,21 @@ async fn height<C: ConnectionTrait>(db: &C, id: i64) -> AppResult<usize> {
     Ok(h(&all, id, 0))
 }
 
-async fn after_policy_change(svc: &Services) -> AppResult<()> {
-    svc.authz.refresh().await?;
-    Ok(())
+/// Rewrites the stored policy from the tables, commits, and reloads this instance's
+/// enforcer. Once committed the change stands: a failed local reload is logged, not
+/// reported as a failed change (the policy watcher retries it). Returns the policy
+/// version the change produced.
+pub(crate) async fn commit_policy_change(
+    svc: &Services,
+    txn: sea_orm::DatabaseTransaction,
+) -> AppResult<i64> {
+    policy::sync(&txn).await?;
+    let version = policy::version(&txn).await?;
+    txn.commit().await?;
+    if let Err(e) = svc.authz.refresh().await {
+        tracing::warn!(error = ?e, "policy reload after a territory change failed");
+    }
+    Ok(version)
 }
 
 pub async fn create(
@@ -301,9 +313,7 @@ pub async fn create(
         Some(&created),
     )
     .await?;
-    policy::sync(&txn).await?;
-    txn.commit().await?;
-    after_policy_change(svc).await?;
+    commit_policy_change(svc, txn).await?;
     Ok(created)
 }
 
@@ -409,9 +419,7 @@ pub async fn update(
     let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let after = update_in(&txn, actor, &scope, id, Some(version), changes).await?;
-    policy::sync(&txn).await?;
-    txn.commit().await?;
-    after_policy_change(svc).await?;
+    commit_policy_change(svc, txn).await?;
     Ok(after)
 }
 
@@ -463,9 +471,7 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> App
     )
     .await?;
     audit::record_cascaded_deletes(&txn, actor, "TerritoryMembership", &members, |m| m.id).await?;
-    policy::sync(&txn).await?;
-    txn.commit().await?;
-    after_policy_change(svc).await?;
+    commit_policy_change(svc, txn).await?;
     Ok(())
 }
 
@@ -599,9 +605,7 @@ pub async fn set_membership(
     let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let saved = set_membership_in(&txn, actor, &scope, input).await?;
-    policy::sync(&txn).await?;
-    txn.commit().await?;
-    after_policy_change(svc).await?;
+    commit_policy_change(svc, txn).await?;
     Ok(saved)
 }
 
@@ -657,9 +661,7 @@ pub async fn remove_membership(
     let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
     let removed = remove_membership_in(&txn, actor, &scope, territory_id, user_id).await?;
-    policy::sync(&txn).await?;
-    txn.commit().await?;
-    after_policy_change(svc).await?;
+    commit_policy_change(svc, txn).await?;
     Ok(removed)
 }
 
