@@ -74,3 +74,115 @@ pub async fn serialize_on<C: ConnectionTrait>(txn: &C, topic: &str, key: i64) ->
     }
     Ok(())
 }
+
+/// A connection whose PostgreSQL statements carry their `LIMIT`s as literals.
+///
+/// sea-query binds every `LIMIT` as a parameter. PostgreSQL cannot cost a plan whose
+/// row limit it does not know, so for a page query (a union of per-territory branches,
+/// each with its own limit) it keeps re-planning the statement for every execution:
+/// about 0.3 ms of planning per page, more than the execution itself. With literal
+/// limits the cached generic plan is as good as a custom one and is reused. Only
+/// limits the server computes (page size + 1) are ever parameters here; the bound
+/// values stay in place unused, which PostgreSQL accepts because their types are sent.
+pub struct LiteralLimits<'a, C>(pub &'a C);
+
+#[async_trait::async_trait]
+impl<C: ConnectionTrait> ConnectionTrait for LiteralLimits<'_, C> {
+    fn get_database_backend(&self) -> DbBackend {
+        self.0.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<sea_orm::ExecResult, DbErr> {
+        self.0.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
+        self.0.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+        self.0.query_one_raw(inline_limits(stmt)).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        self.0.query_all_raw(inline_limits(stmt)).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.0.support_returning()
+    }
+}
+
+/// Rewrites `LIMIT $n` to `LIMIT <value>` in a PostgreSQL statement when the bound
+/// value is an integer. Statement text built by sea-query holds no user data (all of it
+/// is bound), so the pattern cannot occur inside a literal.
+fn inline_limits(mut stmt: Statement) -> Statement {
+    const MARK: &str = " LIMIT $";
+    if stmt.db_backend != DbBackend::Postgres || !stmt.sql.contains(MARK) {
+        return stmt;
+    }
+    let Some(values) = &stmt.values else {
+        return stmt;
+    };
+    let mut sql = String::with_capacity(stmt.sql.len());
+    let mut rest = stmt.sql.as_str();
+    while let Some(at) = rest.find(MARK) {
+        let digits_start = at + MARK.len();
+        let digits_len = rest[digits_start..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let literal = rest[digits_start..digits_start + digits_len]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| values.0.get(n.checked_sub(1)?))
+            .and_then(|value| match value {
+                sea_orm::Value::BigUnsigned(Some(n)) => Some(n.to_string()),
+                sea_orm::Value::BigInt(Some(n)) if *n >= 0 => Some(n.to_string()),
+                sea_orm::Value::Unsigned(Some(n)) => Some(n.to_string()),
+                sea_orm::Value::Int(Some(n)) if *n >= 0 => Some(n.to_string()),
+                _ => None,
+            });
+        let end = digits_start + digits_len;
+        match literal {
+            Some(literal) => {
+                sql.push_str(&rest[..at]);
+                sql.push_str(" LIMIT ");
+                sql.push_str(&literal);
+            }
+            None => sql.push_str(&rest[..end]),
+        }
+        rest = &rest[end..];
+    }
+    sql.push_str(rest);
+    stmt.sql = sql;
+    stmt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inlines_integer_limits_of_postgres_statements_only() {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            r#"SELECT "id" FROM "t" WHERE "a" = $1 AND "id" IN (SELECT "id" FROM "u" LIMIT $2) ORDER BY "id" LIMIT $3"#,
+            [5i64.into(), 11u64.into(), "x".into()],
+        );
+        let sql = inline_limits(stmt).sql;
+        assert_eq!(
+            sql,
+            r#"SELECT "id" FROM "t" WHERE "a" = $1 AND "id" IN (SELECT "id" FROM "u" LIMIT 11) ORDER BY "id" LIMIT $3"#
+        );
+        let sqlite =
+            Statement::from_sql_and_values(DbBackend::Sqlite, "SELECT 1 LIMIT ?", [11u64.into()]);
+        assert_eq!(inline_limits(sqlite).sql, "SELECT 1 LIMIT ?");
+        let ten = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 LIMIT $10",
+            (1..=10u64).map(Into::into).collect::<Vec<sea_orm::Value>>(),
+        );
+        assert_eq!(inline_limits(ten).sql, "SELECT 1 LIMIT 10");
+    }
+}

@@ -16,7 +16,7 @@ use sea_orm::{
 use crate::auth::Actor;
 use crate::authz::Scope;
 use crate::authz::{Action, Resource};
-use crate::db::begin_write;
+use crate::db::{LiteralLimits, begin_write};
 use crate::error::{AppError, AppResult};
 use crate::events::Operation;
 use crate::services::accounts::require_user;
@@ -527,7 +527,7 @@ pub async fn list(
     } else {
         None
     };
-    let rows = plan.apply(page).all(&svc.db).await?;
+    let rows = plan.apply(page).all(&LiteralLimits(&svc.db)).await?;
     Ok(plan.finish(rows, |m| m, total_count))
 }
 
@@ -558,7 +558,7 @@ pub async fn list_with_relations(
         .find_also(opportunity::Entity, stage::Entity);
     let rows = plan
         .apply(joined)
-        .all(&svc.db)
+        .all(&LiteralLimits(&svc.db))
         .await?
         .into_iter()
         .map(

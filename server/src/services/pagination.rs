@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::db::LiteralLimits;
 use crate::error::{AppError, AppResult};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -351,7 +352,7 @@ where
     } else {
         None
     };
-    let rows = plan.apply(base).all(db).await?;
+    let rows = plan.apply(base).all(&LiteralLimits(db)).await?;
     Ok(plan.finish(rows, |m| m, total_count))
 }
 
