@@ -14,6 +14,8 @@ pub struct Model {
     pub transitioned_at: DateTimeUtc,
     pub actor_id: Option<i64>,
     pub seconds_in_previous_stage: Option<i64>,
+    /// The published script of the entered stage that ran for this move, if any.
+    pub script_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

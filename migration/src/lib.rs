@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_core;
 mod m20261123_000002_territories;
 mod m20261123_000003_owner_pages;
+mod m20261124_000004_stage_scripts;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_core::Migration),
             Box::new(m20261123_000002_territories::Migration),
             Box::new(m20261123_000003_owner_pages::Migration),
+            Box::new(m20261124_000004_stage_scripts::Migration),
         ]
     }
 }

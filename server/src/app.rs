@@ -59,6 +59,7 @@ pub async fn state(
         db,
         authz,
         std::time::Duration::from_secs(limits.auth_cache_seconds),
+        crate::sandbox::Sandbox::new(limits.sandbox()?),
     );
     let schema = schema::build(&limits).data(services.clone()).finish();
     Ok(AppState {

@@ -51,6 +51,33 @@ pub struct Limits {
     /// policy, in milliseconds. Its own changes apply at once.
     #[arg(long, env = "ACCORD_POLICY_POLL_MS", default_value_t = 1000)]
     pub policy_poll_ms: u64,
+    /// Stage-script worker processes running at once (each takes at most one core).
+    #[arg(long, env = "ACCORD_SCRIPT_WORKERS", default_value_t = 1)]
+    pub script_workers: usize,
+    /// Wall-clock limit of one stage-script evaluation, in milliseconds.
+    #[arg(long, env = "ACCORD_SCRIPT_TIME_MS", default_value_t = 250)]
+    pub script_time_ms: u64,
+    /// Memory limit of one stage-script evaluation, in MiB.
+    #[arg(long, env = "ACCORD_SCRIPT_MEMORY_MIB", default_value_t = 64)]
+    pub script_memory_mib: usize,
+    /// The `accord` binary that runs script workers; defaults to this executable.
+    #[arg(long, env = "ACCORD_SCRIPT_WORKER_PROGRAM")]
+    pub script_worker_program: Option<std::path::PathBuf>,
+}
+
+impl Limits {
+    pub fn sandbox(&self) -> anyhow::Result<crate::sandbox::SandboxConfig> {
+        let program = match &self.script_worker_program {
+            Some(program) => program.clone(),
+            None => std::env::current_exe()?,
+        };
+        Ok(crate::sandbox::SandboxConfig {
+            program,
+            workers: self.script_workers.max(1),
+            time_limit: std::time::Duration::from_millis(self.script_time_ms.max(1)),
+            memory_limit_bytes: self.script_memory_mib.max(1) * 1024 * 1024,
+        })
+    }
 }
 
 impl Default for Limits {
@@ -63,6 +90,10 @@ impl Default for Limits {
             session_hours: 24 * 7,
             auth_cache_seconds: 5,
             policy_poll_ms: 1000,
+            script_workers: 1,
+            script_time_ms: 250,
+            script_memory_mib: 64,
+            script_worker_program: None,
         }
     }
 }

@@ -19,6 +19,13 @@ pub enum AppError {
     Forbidden(String),
     #[error("authentication required")]
     Unauthenticated,
+    /// A stage script's entry guard refused the move; the message is the script's.
+    #[error("{stage} refuses this deal: {message}")]
+    GuardDenied { stage: String, message: String },
+    /// A stage script failed (an error in it, or a sandbox limit) while deciding a move;
+    /// the move is refused rather than made unchecked.
+    #[error("the {stage} stage script failed: {message}")]
+    ScriptFailed { stage: String, message: String },
     /// Anything the client cannot act on. The payload is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -45,6 +52,8 @@ impl AppError {
             AppError::Conflict(_) => "CONFLICT",
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::GuardDenied { .. } => "GUARD_DENIED",
+            AppError::ScriptFailed { .. } => "SCRIPT_FAILED",
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -110,10 +119,19 @@ impl From<AppError> for async_graphql::Error {
             AppError::Validation { field, .. } => Some(field.clone()),
             _ => None,
         };
+        let script_message = match &err {
+            AppError::GuardDenied { message, .. } | AppError::ScriptFailed { message, .. } => {
+                Some(message.clone())
+            }
+            _ => None,
+        };
         async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = &field {
                 ext.set("field", field.as_str());
+            }
+            if let Some(message) = &script_message {
+                ext.set("scriptMessage", message.as_str());
             }
         })
     }

@@ -10,5 +10,6 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod metrics;
+pub mod sandbox;
 pub mod seed;
 pub mod services;

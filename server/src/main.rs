@@ -11,8 +11,10 @@ use tracing_subscriber::EnvFilter;
 
 /// glibc's malloc contends badly across the many threads of an async server (it showed as
 /// ~16% of CPU in the nested-list benchmark); mimalloc does not.
+/// Wrapped so that a script worker (`accord script-worker`) can cap its own memory.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: accord::sandbox::memory::CappedAllocator<mimalloc::MiMalloc> =
+    accord::sandbox::memory::CappedAllocator(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(name = "accord", version, about = "Accord CRM server")]
@@ -81,8 +83,21 @@ impl From<RoleArg> for Role {
     }
 }
 
+fn main() -> anyhow::Result<()> {
+    // The script worker is the server's child: no runtime, no logging, no CLI surface.
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("script-worker") {
+        let memory = args
+            .next()
+            .and_then(|m| m.parse().ok())
+            .context("script-worker takes its memory allowance in bytes")?;
+        return accord::sandbox::worker::run(memory);
+    }
+    run()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("ACCORD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -130,7 +145,10 @@ async fn main() -> anyhow::Result<()> {
             let metrics = accord::metrics::Metrics::new();
             let db = accord::app::open_database(&cli.db, &metrics).await?;
             let authz = accord::authz::Authz::load(&db).await?;
-            let svc = accord::services::Services::new(db, authz, std::time::Duration::ZERO);
+            let sandbox =
+                accord::sandbox::Sandbox::new(accord::config::Limits::default().sandbox()?);
+            let svc =
+                accord::services::Services::new(db, authz, std::time::Duration::ZERO, sandbox);
             let display_name =
                 name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
             let new = NewUser {

@@ -77,6 +77,22 @@ pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     }
 }
 
+/// The `accord` binary `cargo test --workspace` built next to this test executable.
+pub fn accord_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let bin = dir.join(format!("accord{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing; run `cargo build -p accord` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub url: String,
@@ -92,7 +108,11 @@ impl TestServer {
         Self::start_with(Limits::default()).await
     }
 
-    pub async fn start_with(limits: Limits) -> Self {
+    pub async fn start_with(mut limits: Limits) -> Self {
+        // The server runs in this test process; its script workers are the real binary.
+        limits
+            .script_worker_program
+            .get_or_insert_with(accord_binary);
         let (database_url, dir) = fresh_database().await;
         let db_args = DatabaseArgs {
             url: database_url.clone(),
@@ -114,7 +134,10 @@ impl TestServer {
 
     /// Another instance on this server's database, as a second `accord` process
     /// sharing one PostgreSQL would be. Keep `self` alive as long as the sibling.
-    pub async fn start_sibling(&self, limits: Limits) -> TestServer {
+    pub async fn start_sibling(&self, mut limits: Limits) -> TestServer {
+        limits
+            .script_worker_program
+            .get_or_insert_with(accord_binary);
         let db_args = DatabaseArgs {
             url: self.database_url.clone(),
             pool_size: 8,

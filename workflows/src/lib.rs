@@ -1,57 +1,214 @@
 //! Rhai stage-script engine. Pure: no database, no network, no clock of its own.
 //!
-//! This crate currently offers compilation with precise error positions; guards,
-//! guidance, actions and the sandbox arrive with the stage-script work (see DESIGN.md,
-//! "The casbin / Rhai trap", for why Rhai's own limits cannot be the sandbox).
+//! A stage script is evaluated with a [`StageContext`] (what it may read) and returns an
+//! [`Outcome`] (what it asks for: denials, guidance, actions); the server applies it.
+//! Rhai's own limits are compiled out of any binary that links casbin (see DESIGN.md,
+//! "The casbin / Rhai trap"), so the server evaluates scripts only in a sandboxed worker
+//! process; this crate refuses what can be refused before running and caps what a
+//! running script may ask for.
 
-use rhai::Engine;
+pub mod context;
+pub mod engine;
+pub mod outcome;
 
-/// A compile error with the 1-based position of the offending token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message} (line {line}, column {column})")]
-pub struct CompileError {
-    pub message: String,
-    pub line: usize,
-    pub column: usize,
-}
-
-/// Builds the engine every stage script is compiled with: no module imports, no `eval`.
-pub fn engine() -> Engine {
-    let mut engine = Engine::new_raw();
-    engine.disable_symbol("eval");
-    engine
-}
-
-/// Compiles `source`, returning the first syntax error with its position.
-pub fn check_syntax(source: &str) -> Result<(), CompileError> {
-    engine()
-        .compile(source)
-        .map(|_| ())
-        .map_err(|err| CompileError {
-            message: err.err_type().to_string(),
-            line: err.position().line().unwrap_or(0),
-            column: err.position().position().unwrap_or(0),
-        })
-}
+pub use context::{Event, StageContext};
+pub use engine::{CompiledScript, Diagnostic, ScriptEngine};
+pub use outcome::{Action, Anchor, ChecklistItem, Outcome, Recipient, SettableField, Timing};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn compile(source: &str) -> Result<CompiledScript, Vec<Diagnostic>> {
+        ScriptEngine::new().compile(source)
+    }
+
+    fn run(source: &str, event: Event) -> Result<Outcome, Diagnostic> {
+        let engine = ScriptEngine::new();
+        let script = engine.compile(source).expect("compiles");
+        engine.evaluate(&script, &StageContext::sample(event, "Negotiation"))
+    }
+
+    const NEGOTIATION: &str = r#"
+        require(has_role("economic_buyer"), "an economic buyer among the contact roles");
+        require(quote != (), "a quote");
+        require(has_role("champion"), "a champion");
+        checklist("Agree the mutual close plan");
+        key_field("amount");
+        if event == "enter" {
+            remind("owner", before_close_days(7), "Closes in a week: confirm the signatures");
+            remind("territory_manager", before_close_days(7), "Closing in a week: " + deal.name);
+            if quote != () && quote.discount_percent > 20 {
+                require_approval("discount above 20%");
+            }
+        }
+    "#;
+
     #[test]
-    fn valid_script_compiles() {
-        assert_eq!(check_syntax("let x = 1; if x > 0 { x } else { 0 }"), Ok(()));
+    fn guard_names_everything_missing_on_entry() {
+        let outcome = run(NEGOTIATION, Event::Enter).expect("runs");
+        assert!(!outcome.allowed());
+        assert_eq!(
+            outcome.denial_message().as_deref(),
+            Some("requires a champion")
+        );
+        assert_eq!(outcome.actions.len(), 2);
+        assert_eq!(
+            outcome.actions[0],
+            Action::Remind {
+                to: Recipient::Owner,
+                timing: Timing {
+                    anchor: Anchor::ExpectedCloseDate,
+                    offset_minutes: -7 * 24 * 60
+                },
+                message: "Closes in a week: confirm the signatures".into()
+            }
+        );
     }
 
     #[test]
-    fn syntax_error_reports_line_and_column() {
-        let err = check_syntax("let x = 1;\nlet = 2;").unwrap_err();
-        assert_eq!(err.line, 2);
-        assert!(err.column >= 4, "column was {}", err.column);
+    fn guidance_turns_requirements_into_a_checklist_and_takes_no_action() {
+        let outcome = run(NEGOTIATION, Event::Guidance).expect("runs");
+        assert!(outcome.allowed());
+        assert!(outcome.actions.is_empty());
+        let items: Vec<(&str, Option<bool>)> = outcome
+            .checklist
+            .iter()
+            .map(|i| (i.text.as_str(), i.done))
+            .collect();
+        assert_eq!(
+            items,
+            vec![
+                ("an economic buyer among the contact roles", Some(true)),
+                ("a quote", Some(true)),
+                ("a champion", Some(false)),
+                ("Agree the mutual close plan", None),
+            ]
+        );
+        assert_eq!(outcome.key_fields, vec!["amount".to_owned()]);
     }
 
     #[test]
-    fn eval_is_refused() {
-        assert!(check_syntax("eval(\"1\")").is_err());
+    fn exit_ignores_guards() {
+        let outcome = run(
+            "deny(\"never\"); remind(\"owner\", after_days(1), \"bye\");",
+            Event::Exit,
+        )
+        .expect("runs");
+        assert!(outcome.allowed());
+        assert_eq!(outcome.actions.len(), 1);
+    }
+
+    #[test]
+    fn decimals_compare_with_integers_and_decimal_literals() {
+        let outcome = run(
+            "if deal.amount > 40000 && deal.amount < 48000.50 { deny(\"big\") }",
+            Event::Enter,
+        )
+        .expect("runs");
+        assert_eq!(outcome.denial_message().as_deref(), Some("big"));
+    }
+
+    #[test]
+    fn unknown_fields_are_found_in_branches_that_do_not_run() {
+        let errors = compile("if false {\n  let x = deal.amout;\n}")
+            .err()
+            .expect("refused");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("deal.amout"), "{errors:?}");
+        assert!(errors[0].message.contains("amount"), "{errors:?}");
+        assert_eq!((errors[0].line, errors[0].column), (2, 16));
+    }
+
+    #[test]
+    fn unknown_variables_are_compile_errors_with_positions() {
+        let errors = compile("let a = 1;\nlet b = dael.amount;")
+            .err()
+            .expect("refused");
+        assert_eq!(errors[0].line, 2);
+        assert!(errors[0].message.contains("dael"), "{errors:?}");
+    }
+
+    #[test]
+    fn scripts_cannot_write_what_they_read() {
+        let engine = ScriptEngine::new();
+        let refused = match engine.compile("deal.amount = 1;") {
+            Err(_) => true,
+            Ok(script) => engine
+                .evaluate(&script, &StageContext::sample(Event::Enter, "X"))
+                .is_err(),
+        };
+        assert!(refused);
+    }
+
+    #[test]
+    fn host_functions_refuse_bad_arguments_with_the_rule_broken() {
+        let err = run("remind(\"ceo\", after_days(1), \"hi\")", Event::Enter).unwrap_err();
+        assert!(err.message.contains("unknown recipient `ceo`"), "{err:?}");
+        assert_eq!(err.line, 1);
+        let err = run("set_field(\"amount\", 5)", Event::Enter).unwrap_err();
+        assert!(err.message.contains("cannot be set"), "{err:?}");
+        let err = run("has_role(\"boss\")", Event::Enter).unwrap_err();
+        assert!(err.message.contains("unknown contact role"), "{err:?}");
+        let err = run(
+            "remind(\"owner\", after_days(2000000000), \"x\")",
+            Event::Enter,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("offset limit"), "{err:?}");
+        let err = run(
+            "let s = \"x\"; s.pad(600, \"y\"); remind(\"owner\", after_days(1), s)",
+            Event::Enter,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("text limit"), "{err:?}");
+        let err = run("for i in 0..1000 { checklist(\"again\") }", Event::Enter).unwrap_err();
+        assert!(err.message.contains("output limit"), "{err:?}");
+    }
+
+    #[test]
+    fn forbidden_constructs_are_refused_at_compile_time() {
+        for source in [
+            "eval(\"1\")",
+            "import \"x\" as y;",
+            "fn f(x) { f(x) } f(1)",
+            "let f = |x| x; f(1)",
+            "let n = 9999999999999999999999999999999999999999;",
+        ] {
+            assert!(compile(source).is_err(), "accepted: {source}");
+        }
+    }
+
+    #[test]
+    fn pre_scan_refuses_deep_nesting_and_oversize_sources() {
+        let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
+        let errors = compile(&deep).err().expect("refused");
+        assert!(errors[0].message.starts_with("nesting limit"), "{errors:?}");
+        let unary = format!("let x = {}1;", "-".repeat(500));
+        assert!(
+            compile(&unary).err().expect("refused")[0]
+                .message
+                .starts_with("nesting limit")
+        );
+        let big = format!("let s = \"{}\";", "x".repeat(20_000));
+        assert!(
+            compile(&big).err().expect("refused")[0]
+                .message
+                .starts_with("size limit")
+        );
+        let literal = format!("let s = \"{}\";", "x".repeat(2_000));
+        assert!(
+            compile(&literal).err().expect("refused")[0]
+                .message
+                .starts_with("size limit")
+        );
+        // Brackets inside strings and comments do not count.
+        let quoted = format!(
+            "let s = \"{}\"; // {}\n/* {} */",
+            "(".repeat(100),
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(compile(&quoted).is_ok());
     }
 }

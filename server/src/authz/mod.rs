@@ -43,6 +43,7 @@ pub enum Resource {
     Token,
     Audit,
     Territory,
+    StageScript,
 }
 
 impl Resource {
@@ -58,6 +59,7 @@ impl Resource {
             Resource::Token => "token",
             Resource::Audit => "audit",
             Resource::Territory => "territory",
+            Resource::StageScript => "stage_script",
         }
     }
 }
@@ -429,6 +431,17 @@ pub fn expand_scope(enforcer: &Enforcer, user_id: i64, role: Role) -> Scope {
         }
     }
     Scope::new(user_id, levels, managed)
+}
+
+/// Whether `actor` may edit the stage scripts of a pipeline whose responsible manager is
+/// `manager_id` (on top of the role's `stage_script, write` permission): admins always,
+/// a sales manager when the pipeline names them or names nobody.
+pub fn may_edit_scripts(actor: &Actor, manager_id: Option<i64>) -> bool {
+    match actor.role {
+        Role::Admin => true,
+        Role::SalesManager => manager_id.is_none_or(|m| m == actor.user_id),
+        Role::Rep => false,
+    }
 }
 
 #[cfg(test)]

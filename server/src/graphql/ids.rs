@@ -24,10 +24,13 @@ pub enum NodeKind {
     Territory,
     TerritoryMembership,
     AssignmentRule,
+    StageScript,
+    Reminder,
+    Task,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 15] = [
+    const ALL: [NodeKind; 18] = [
         NodeKind::User,
         NodeKind::ApiToken,
         NodeKind::Account,
@@ -43,6 +46,9 @@ impl NodeKind {
         NodeKind::Territory,
         NodeKind::TerritoryMembership,
         NodeKind::AssignmentRule,
+        NodeKind::StageScript,
+        NodeKind::Reminder,
+        NodeKind::Task,
     ];
 
     /// The GraphQL type name, also used as the audit log's entity type.
@@ -63,6 +69,9 @@ impl NodeKind {
             NodeKind::Territory => "Territory",
             NodeKind::TerritoryMembership => "TerritoryMembership",
             NodeKind::AssignmentRule => "AssignmentRule",
+            NodeKind::StageScript => "StageScript",
+            NodeKind::Reminder => "Reminder",
+            NodeKind::Task => "Task",
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod notes;
 pub mod opportunities;
 pub mod pipelines;
 pub mod schema;
+pub mod stage_scripts;
 pub mod subscriptions;
 pub mod territories;
 pub mod types;

@@ -48,7 +48,15 @@ impl NodeQuery {
             (NodeKind::AssignmentRule, id) => {
                 Node::AssignmentRule(AssignmentRule(territories::get_rule(svc, actor, id).await?))
             }
-            (NodeKind::ApiToken | NodeKind::StageTransition | NodeKind::AuditEntry, _) => {
+            (
+                NodeKind::ApiToken
+                | NodeKind::StageTransition
+                | NodeKind::AuditEntry
+                | NodeKind::StageScript
+                | NodeKind::Reminder
+                | NodeKind::Task,
+                _,
+            ) => {
                 return Err(AppError::NotFound("node").into());
             }
         };

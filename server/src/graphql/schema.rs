@@ -11,6 +11,7 @@ use super::node::NodeQuery;
 use super::notes::NoteMutation;
 use super::opportunities::{OpportunityMutation, OpportunityQuery};
 use super::pipelines::{PipelineMutation, PipelineQuery};
+use super::stage_scripts::{StageScriptMutation, StageScriptQuery};
 use super::subscriptions::SubscriptionRoot;
 use super::territories::{TerritoryMutation, TerritoryQuery};
 use super::users::{UserMutation, UserQuery};
@@ -28,6 +29,7 @@ pub struct QueryRoot(
     AuditQuery,
     TerritoryQuery,
     AccessQuery,
+    StageScriptQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -41,6 +43,7 @@ pub struct MutationRoot(
     NoteMutation,
     TerritoryMutation,
     AccessMutation,
+    StageScriptMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -456,6 +456,7 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, String
                         transitioned_at: Set(start + Duration::days(20 * step as i64)),
                         actor_id: Set(Some(owner)),
                         seconds_in_previous_stage: Set((step > 0).then_some(20 * 86_400)),
+                        script_id: Set(None),
                     }
                     .insert(&txn)
                     .await?;
@@ -606,6 +607,7 @@ async fn make_pipeline<C: sea_orm::ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
         version: Set(1),
+        manager_id: Set(None),
     }
     .insert(txn)
     .await?;

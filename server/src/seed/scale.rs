@@ -252,6 +252,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
         created_at: Set(now),
         updated_at: Set(now),
         version: Set(1),
+        manager_id: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -426,6 +427,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
                     transitioned_at: Set(created + gap * step as i32),
                     actor_id: Set(Some(owner)),
                     seconds_in_previous_stage: Set((step > 0).then(|| gap.num_seconds())),
+                    script_id: Set(None),
                 });
             }
             // 0-3 contacts of the account on the buying committee (1.5 on average).

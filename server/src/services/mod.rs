@@ -11,6 +11,7 @@ pub mod notes;
 pub mod opportunities;
 pub mod pagination;
 pub mod pipelines;
+pub mod stage_scripts;
 pub mod territories;
 pub mod users;
 pub mod validate;
@@ -37,10 +38,17 @@ pub struct Services {
     /// runs at a time, so a flood of (anonymous) logins queues instead of exhausting CPU
     /// and memory.
     pub password_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Where stage scripts are compiled and run; never in this process.
+    pub sandbox: std::sync::Arc<crate::sandbox::Sandbox>,
 }
 
 impl Services {
-    pub fn new(db: DatabaseConnection, authz: Authz, token_cache_ttl: std::time::Duration) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        authz: Authz,
+        token_cache_ttl: std::time::Duration,
+        sandbox: std::sync::Arc<crate::sandbox::Sandbox>,
+    ) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -50,6 +58,7 @@ impl Services {
             tokens: std::sync::Arc::new(TokenCache::new(token_cache_ttl)),
             events: crate::events::EventBus::default(),
             password_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
+            sandbox,
         }
     }
 

@@ -43,6 +43,7 @@ pub async fn create(
         Err(AppError::NotFound(_)) => Err(missing()),
         other => other,
     };
+    let mut deal = None;
     match subject {
         NoteSubject::Account(id) => {
             let a = account::Entity::find_by_id(id)
@@ -69,6 +70,7 @@ pub async fn create(
                 .await?
                 .ok_or_else(missing)?;
             gated(gate_opportunity(&scope, &o, edit))?;
+            deal = Some(o);
         }
     }
     let (a, c, l, o) = match subject {
@@ -89,6 +91,16 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
+    if let Some(deal) = &deal {
+        // A note is activity: reminders waiting for a quiet deal start counting again.
+        crate::services::stage_scripts::reschedule(
+            &txn,
+            deal,
+            accord_workflows::Anchor::LastActivity,
+            created.created_at,
+        )
+        .await?;
+    }
     audit::record(
         &txn,
         Some(actor),

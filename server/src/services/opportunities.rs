@@ -5,6 +5,7 @@ use accord_entities::lead::{Grade, LeadSource};
 use accord_entities::opportunity_contact_role::{self as role, ContactRole};
 use accord_entities::stage::{self, StageKind};
 use accord_entities::{account, contact, note, opportunity, stage_transition, user};
+use accord_workflows::Anchor;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Query;
@@ -25,7 +26,9 @@ use crate::services::pagination::{
 };
 use crate::services::pipelines::entry_stage;
 use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
-use crate::services::{Patch, Services, audit, gate_opportunity, territories, update_if_version};
+use crate::services::{
+    Patch, Services, audit, gate_opportunity, stage_scripts, territories, update_if_version,
+};
 use accord_entities::territory_membership::AccessLevel;
 use sea_orm::QueryTrait;
 
@@ -160,7 +163,19 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     }
     .insert(txn)
     .await?;
-    log_transition(txn, actor, created.id, None, stage.id, now, None).await?;
+    log_transition(
+        txn,
+        actor,
+        Transition {
+            opportunity_id: created.id,
+            from: None,
+            to: stage.id,
+            at: now,
+            seconds_in_previous: None,
+            script_id: None,
+        },
+    )
+    .await?;
     audit::record(
         txn,
         Some(actor),
@@ -174,16 +189,30 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     Ok(created)
 }
 
-async fn log_transition<C: ConnectionTrait>(
-    txn: &C,
-    actor: &Actor,
+/// One stage move, as the transition log records it.
+struct Transition {
     opportunity_id: i64,
     from: Option<i64>,
     to: i64,
     at: DateTime<Utc>,
     seconds_in_previous: Option<i64>,
-) -> AppResult<()> {
-    stage_transition::ActiveModel {
+    script_id: Option<i64>,
+}
+
+async fn log_transition<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    t: Transition,
+) -> AppResult<i64> {
+    let Transition {
+        opportunity_id,
+        from,
+        to,
+        at,
+        seconds_in_previous,
+        script_id,
+    } = t;
+    let logged = stage_transition::ActiveModel {
         id: NotSet,
         opportunity_id: Set(opportunity_id),
         from_stage_id: Set(from),
@@ -191,10 +220,11 @@ async fn log_transition<C: ConnectionTrait>(
         transitioned_at: Set(at),
         actor_id: Set(Some(actor.user_id)),
         seconds_in_previous_stage: Set(seconds_in_previous),
+        script_id: Set(script_id),
     }
     .insert(txn)
     .await?;
-    Ok(())
+    Ok(logged.id)
 }
 
 /// The deal to change, if the caller may change it at `need` and named its version.
@@ -274,6 +304,10 @@ pub async fn update(
         active.owner_id = Set(v);
     }
     let after = save(&txn, active, version).await?;
+    if after.expected_close_date != before.expected_close_date {
+        // Reminders that hang on the close date move with it.
+        stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, Utc::now()).await?;
+    }
     audit::record(
         &txn,
         Some(actor),
@@ -306,10 +340,13 @@ pub async fn move_stage(
         .await?;
     let lost_reason = optional_text("lostReason", lost_reason.as_deref(), LOST_REASON_MAX)?;
     let scope = svc.authz.scope(actor).await;
-    let txn = begin_write(&svc.db).await?;
-    let before = load_for_write(&txn, &scope, AccessLevel::Edit, id, version).await?;
-    let target = stage_in_pipeline(&txn, stage_id, before.pipeline_id).await?;
-    if target.id == before.stage_id {
+    // First the deal as it is and what the stage scripts decide about the move, outside
+    // the write transaction: a script never holds the database's write lock. The
+    // transaction below re-reads the deal at the same version, so nothing the scripts
+    // saw can have changed underneath.
+    let current = load_for_write(&svc.db, &scope, AccessLevel::Edit, id, version).await?;
+    let target = stage_in_pipeline(&svc.db, stage_id, current.pipeline_id).await?;
+    if target.id == current.stage_id {
         return Err(AppError::validation(
             "stageId",
             "the opportunity is already in this stage",
@@ -328,6 +365,10 @@ pub async fn move_stage(
         ));
     }
     let now = Utc::now();
+    let decision = stage_scripts::decide_move(svc, &current, &target, now).await?;
+
+    let txn = begin_write(&svc.db).await?;
+    let before = load_for_write(&txn, &scope, AccessLevel::Edit, id, version).await?;
     let seconds_in_previous = (now - before.stage_entered_at).num_seconds().max(0);
     let mut active: opportunity::ActiveModel = before.clone().into();
     active.stage_id = Set(target.id);
@@ -337,17 +378,25 @@ pub async fn move_stage(
         StageKind::Open => None,
         StageKind::Won | StageKind::Lost => Some(now),
     });
+    let close_date_moved = stage_scripts::set_fields(&mut active, &decision, &target.name)?;
     let after = save(&txn, active, version).await?;
-    log_transition(
+    let transition_id = log_transition(
         &txn,
         actor,
-        id,
-        Some(before.stage_id),
-        target.id,
-        now,
-        Some(seconds_in_previous),
+        Transition {
+            opportunity_id: id,
+            from: Some(before.stage_id),
+            to: target.id,
+            at: now,
+            seconds_in_previous: Some(seconds_in_previous),
+            script_id: decision.script_id,
+        },
     )
     .await?;
+    stage_scripts::apply_move(svc, &txn, &decision, &after, &target, transition_id, now).await?;
+    if close_date_moved {
+        stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, now).await?;
+    }
     audit::record(
         &txn,
         Some(actor),

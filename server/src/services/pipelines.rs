@@ -83,6 +83,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         version: Set(1),
+        manager_id: Set(None),
     }
     .insert(&txn)
     .await?;

@@ -1,27 +1,11 @@
 //! The `accord` binary itself: migrate, seed, user add, schema, and serve.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use accord_e2e::fresh_database;
+use accord_e2e::{accord_binary, fresh_database};
 use serde_json::{Value, json};
-
-fn accord_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let bin = dir.join(format!("accord{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing; run `cargo build -p accord` (cargo test --workspace builds it)",
-        bin.display()
-    );
-    bin
-}
 
 fn accord(db: &str, args: &[&str]) -> std::process::Output {
     Command::new(accord_binary())

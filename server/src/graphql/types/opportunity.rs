@@ -110,6 +110,52 @@ impl Opportunity {
             .map(OpportunityContactRole)
             .collect())
     }
+    /// What the published script of the deal's stage tells the rep: a checklist (with
+    /// the stage's requirements ticked or not) and key fields. Null when the stage has
+    /// no script. Runs the script, so it is costed high: ask for it on one deal.
+    #[graphql(complexity = 500)]
+    async fn guidance(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::graphql::stage_scripts::ScriptRun>> {
+        let svc = crate::graphql::services(ctx);
+        let actor = crate::graphql::actor(ctx)?;
+        Ok(
+            crate::services::stage_scripts::guidance(svc, actor, &self.0)
+                .await?
+                .map(Into::into),
+        )
+    }
+    /// Reminders scheduled for this deal (by stage scripts), soonest first.
+    #[graphql(complexity = "10 * child_complexity")]
+    async fn reminders(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::stage_scripts::Reminder>> {
+        let svc = crate::graphql::services(ctx);
+        Ok(
+            crate::services::stage_scripts::reminders_of(&svc.db, self.0.id)
+                .await?
+                .into_iter()
+                .map(crate::graphql::stage_scripts::Reminder)
+                .collect(),
+        )
+    }
+    /// Tasks and approval requests on this deal, oldest first.
+    #[graphql(complexity = "10 * child_complexity")]
+    async fn tasks(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::stage_scripts::Task>> {
+        let svc = crate::graphql::services(ctx);
+        Ok(
+            crate::services::stage_scripts::open_tasks(&svc.db, self.0.id)
+                .await?
+                .into_iter()
+                .map(crate::graphql::stage_scripts::Task)
+                .collect(),
+        )
+    }
     /// Every stage change, oldest first, starting with the entry stage.
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
     #[graphql(complexity = "10 * child_complexity")]
@@ -182,6 +228,10 @@ impl StageTransition {
     }
     async fn transitioned_at(&self) -> DateTime<Utc> {
         self.0.transitioned_at
+    }
+    /// The version of the entered stage's script that ran for this move, if any.
+    async fn script(&self) -> Option<ID> {
+        self.0.script_id.map(|id| encode(NodeKind::StageScript, id))
     }
     /// Seconds spent in the previous stage; null for the entry into the first stage.
     async fn seconds_in_previous_stage(&self) -> Option<i64> {

@@ -1,0 +1,46 @@
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum ReminderStatus {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+    #[sea_orm(string_value = "dead")]
+    Dead,
+}
+
+/// A durable reminder for one user. When it hangs on a date of its deal (`anchor`), it
+/// is due `offset_minutes` after that date and moves when the date moves.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[sea_orm(table_name = "reminders")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub recipient_id: i64,
+    pub opportunity_id: Option<i64>,
+    pub message: String,
+    pub due_at: DateTimeUtc,
+    /// `transition`, `expected_close_date` or `last_activity` (see accord-workflows).
+    pub anchor: Option<String>,
+    pub offset_minutes: i64,
+    pub status: ReminderStatus,
+    pub attempts: i32,
+    /// Carried by every delivery so that receivers can drop duplicates.
+    pub idempotency_key: String,
+    pub lease_until: Option<DateTimeUtc>,
+    /// The stage-script version that scheduled it, if a script did.
+    pub script_id: Option<i64>,
+    /// The stage it belongs to: leaving the stage does not cancel it, closing the deal does.
+    pub stage_id: Option<i64>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,119 @@
+//! The script worker: `accord script-worker`, a child process of the server that
+//! compiles and evaluates stage scripts, one request at a time, under a memory cap.
+//!
+//! Protocol: one JSON [`Request`] per line on stdin, one JSON [`Reply`] per line on
+//! stdout, after a first line `ready`. Nothing else is ever written to stdout (the
+//! engine silences `print` and `debug`). The server enforces the wall-clock limit by
+//! killing the process; the worker enforces the memory cap itself (see `memory`).
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use accord_workflows::{CompiledScript, Diagnostic, ScriptEngine};
+
+use super::memory;
+use super::{Reply, Request};
+
+/// Compiled scripts kept per worker; beyond this the cache starts over.
+const CACHE_ENTRIES: usize = 256;
+/// If a request is still running after this long the server is gone (it would have
+/// killed us at the wall-clock limit), so the worker ends itself.
+const ORPHAN_AFTER: Duration = Duration::from_secs(5);
+
+/// Runs the worker until stdin closes. `memory_bytes` is each request's allowance.
+pub fn run(memory_bytes: usize) -> anyhow::Result<()> {
+    lower_priority();
+    memory::start_counting();
+    let busy_since = Arc::new(AtomicU64::new(0));
+    spawn_orphan_watchdog(Arc::clone(&busy_since));
+
+    let engine = ScriptEngine::new();
+    let mut cache: HashMap<String, CompiledScript> = HashMap::new();
+    let started = Instant::now();
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "ready")?;
+    stdout.flush()?;
+    for line in stdin.lock().lines() {
+        let line = line?;
+        let request: Request = serde_json::from_str(&line)?;
+        busy_since.store(started.elapsed().as_millis().max(1) as u64, Relaxed);
+        memory::allow_from_now(memory_bytes);
+        let reply = catch_unwind(AssertUnwindSafe(|| handle(&engine, &mut cache, request)))
+            .unwrap_or_else(|_| {
+                Reply::Failed(vec![Diagnostic {
+                    message:
+                        "the script stopped the evaluator (a panic, such as an integer overflow)"
+                            .into(),
+                    line: 0,
+                    column: 0,
+                }])
+            });
+        memory::allow_from_now(usize::MAX / 2);
+        busy_since.store(0, Relaxed);
+        serde_json::to_writer(&mut stdout, &reply)?;
+        stdout.write_all(b"\n")?;
+        stdout.flush()?;
+    }
+    Ok(())
+}
+
+fn handle(
+    engine: &ScriptEngine,
+    cache: &mut HashMap<String, CompiledScript>,
+    request: Request,
+) -> Reply {
+    let source = match &request {
+        Request::Compile { source } | Request::Evaluate { source, .. } => source,
+    };
+    if !cache.contains_key(source) {
+        match engine.compile(source) {
+            Ok(script) => {
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(source.clone(), script);
+            }
+            Err(problems) => return Reply::Failed(problems),
+        }
+    }
+    let Some(script) = cache.get(source) else {
+        return Reply::Failed(Vec::new());
+    };
+    match &request {
+        Request::Compile { .. } => Reply::Compiled,
+        Request::Evaluate { context, .. } => match engine.evaluate(script, context) {
+            Ok(outcome) => Reply::Evaluated(outcome),
+            Err(problem) => Reply::Failed(vec![problem]),
+        },
+    }
+}
+
+/// Scripts yield the CPU to the server's own work.
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // SAFETY: setpriority on our own process; failure only leaves the priority as is.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+fn spawn_orphan_watchdog(busy_since: Arc<AtomicU64>) {
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let since = busy_since.load(Relaxed);
+            if since > 0 {
+                let now = started.elapsed().as_millis() as u64;
+                if now.saturating_sub(since) > ORPHAN_AFTER.as_millis() as u64 {
+                    std::process::exit(3);
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,1192 @@
+//! Stage scripts: their versions and lifecycle (draft, publish, archive, roll back),
+//! testing them (validate, dry-run, replay against history), and what they do when a
+//! deal moves (guard, actions). Scripts only ever run in the sandbox.
+
+use std::collections::HashMap;
+
+use accord_entities::lead::{Grade, LeadSource};
+use accord_entities::opportunity_contact_role as role;
+use accord_entities::reminder::{self, ReminderStatus};
+use accord_entities::stage::{self, StageKind};
+use accord_entities::stage_script::{self, ScriptStatus};
+use accord_entities::task::{self, TaskKind, TaskStatus};
+use accord_entities::territory_membership::{self as membership, AccessLevel};
+use accord_entities::user::Role;
+use accord_entities::{account, contact, note, opportunity, pipeline, stage_transition, user};
+use accord_workflows::context::{
+    AccountView, ActivityView, ContactRoleView, DealView, TransitionView, UserView,
+};
+use accord_workflows::engine::MAX_SOURCE_BYTES;
+use accord_workflows::{
+    Action, Anchor, Diagnostic, Event, Outcome, Recipient, SettableField, StageContext,
+};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set,
+};
+
+use crate::auth::Actor;
+use crate::authz::{Action as Permission, Resource, Scope};
+use crate::db::{begin_write, serialize_on};
+use crate::error::{AppError, AppResult};
+use crate::sandbox::SandboxError;
+use crate::services::validate::optional_text;
+use crate::services::{Services, audit};
+
+/// Longest version note, in characters.
+pub const NOTE_MAX: usize = 500;
+/// Most transitions one replay reads.
+pub const REPLAY_MAX: u64 = 100_000;
+/// Transitions whose outcome differs that a replay report lists one by one.
+pub const REPLAY_SAMPLES: usize = 50;
+
+fn money(micros: i64) -> Decimal {
+    Decimal::new(micros, 6).normalize()
+}
+
+/// A sandbox answer as diagnostics; a sandbox that cannot run at all is an internal error.
+fn problems(err: SandboxError) -> AppResult<Vec<Diagnostic>> {
+    match err {
+        SandboxError::Script(problems) => Ok(problems),
+        SandboxError::Unavailable(reason) => Err(AppError::internal(anyhow::anyhow!(reason))),
+    }
+}
+
+fn describe(problems: &[Diagnostic]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            if p.line > 0 {
+                p.to_string()
+            } else {
+                p.message.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn stage_and_pipeline<C: ConnectionTrait>(
+    db: &C,
+    stage_id: i64,
+) -> AppResult<(stage::Model, pipeline::Model)> {
+    let stage = stage::Entity::find_by_id(stage_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("stage"))?;
+    let pipeline = pipeline::Entity::find_by_id(stage.pipeline_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("pipeline"))?;
+    Ok((stage, pipeline))
+}
+
+/// Admins, and the sales managers responsible for the pipeline, edit its scripts.
+async fn require_editor(
+    svc: &Services,
+    actor: &Actor,
+    pipeline: &pipeline::Model,
+) -> AppResult<()> {
+    svc.authz
+        .require(actor, Resource::StageScript, Permission::Write)
+        .await?;
+    if crate::authz::may_edit_scripts(actor, pipeline.manager_id) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "only admins and the manager responsible for the {} pipeline may edit its scripts",
+            pipeline.name
+        )))
+    }
+}
+
+/// Compiles `source` and dry-runs it against sample deals (entering, leaving, looking),
+/// so that errors on the paths a sample takes show up before publishing.
+pub async fn check(svc: &Services, source: &str) -> AppResult<Vec<Diagnostic>> {
+    if let Err(err) = svc.sandbox.compile(source).await {
+        return problems(err);
+    }
+    for event in [Event::Enter, Event::Exit, Event::Guidance] {
+        if let Err(err) = svc
+            .sandbox
+            .evaluate(source, StageContext::sample(event, "Sample"))
+            .await
+        {
+            return Ok(problems(err)?
+                .into_iter()
+                .map(|p| Diagnostic {
+                    message: format!("on a sample deal ({}): {}", event.as_str(), p.message),
+                    ..p
+                })
+                .collect());
+        }
+    }
+    Ok(Vec::new())
+}
+
+fn source_text(source: &str) -> AppResult<&str> {
+    if source.trim().is_empty() {
+        return Err(AppError::validation("source", "a script must not be empty"));
+    }
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(AppError::validation(
+            "source",
+            format!(
+                "a script may be at most {MAX_SOURCE_BYTES} bytes, this one has {}",
+                source.len()
+            ),
+        ));
+    }
+    Ok(source)
+}
+
+/// Saves a new draft version of a stage's script. Drafts may have problems (they are
+/// returned with it); publishing one may not.
+pub async fn save_draft(
+    svc: &Services,
+    actor: &Actor,
+    stage_id: i64,
+    source: String,
+    note: Option<String>,
+) -> AppResult<(stage_script::Model, Vec<Diagnostic>)> {
+    let (_, pipeline) = stage_and_pipeline(&svc.db, stage_id).await?;
+    require_editor(svc, actor, &pipeline).await?;
+    source_text(&source)?;
+    let note = optional_text("note", note.as_deref(), NOTE_MAX)?;
+    let found = check(svc, &source).await?;
+    let txn = begin_write(&svc.db).await?;
+    serialize_on(&txn, "stage-scripts", stage_id).await?;
+    let latest: Option<i32> = stage_script::Entity::find()
+        .select_only()
+        .column_as(stage_script::Column::Version.max(), "latest")
+        .filter(stage_script::Column::StageId.eq(stage_id))
+        .into_tuple::<Option<i32>>()
+        .one(&txn)
+        .await?
+        .flatten();
+    let saved = stage_script::ActiveModel {
+        id: NotSet,
+        stage_id: Set(stage_id),
+        version: Set(latest.unwrap_or(0) + 1),
+        source: Set(source),
+        status: Set(ScriptStatus::Draft),
+        note: Set(note),
+        author_id: Set(Some(actor.user_id)),
+        created_at: Set(Utc::now()),
+        published_at: Set(None),
+        archived_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "save_draft",
+        "StageScript",
+        saved.id,
+        None::<&stage_script::Model>,
+        Some(&saved),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((saved, found))
+}
+
+pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<stage_script::Model> {
+    svc.authz
+        .require(actor, Resource::StageScript, Permission::Read)
+        .await?;
+    stage_script::Entity::find_by_id(id)
+        .one(&svc.db)
+        .await?
+        .ok_or(AppError::NotFound("stage script"))
+}
+
+/// Every version of a stage's script, newest first.
+pub async fn versions(
+    svc: &Services,
+    actor: &Actor,
+    stage_id: i64,
+) -> AppResult<Vec<stage_script::Model>> {
+    svc.authz
+        .require(actor, Resource::StageScript, Permission::Read)
+        .await?;
+    Ok(stage_script::Entity::find()
+        .filter(stage_script::Column::StageId.eq(stage_id))
+        .order_by_desc(stage_script::Column::Version)
+        .all(&svc.db)
+        .await?)
+}
+
+/// The version that runs for a stage, if any.
+pub async fn published<C: ConnectionTrait>(
+    db: &C,
+    stage_id: i64,
+) -> AppResult<Option<stage_script::Model>> {
+    Ok(stage_script::Entity::find()
+        .filter(stage_script::Column::StageId.eq(stage_id))
+        .filter(stage_script::Column::Status.eq(ScriptStatus::Published))
+        .one(db)
+        .await?)
+}
+
+/// Makes a version the one that runs (a draft, or an older version: a rollback). The
+/// version published before it is archived in the same transaction.
+pub async fn publish(svc: &Services, actor: &Actor, id: i64) -> AppResult<stage_script::Model> {
+    let script = get(svc, actor, id).await?;
+    let (_, pipeline) = stage_and_pipeline(&svc.db, script.stage_id).await?;
+    require_editor(svc, actor, &pipeline).await?;
+    if script.status == ScriptStatus::Published {
+        return Err(AppError::Conflict(format!(
+            "version {} is already published",
+            script.version
+        )));
+    }
+    let found = check(svc, &script.source).await?;
+    if !found.is_empty() {
+        return Err(AppError::validation(
+            "id",
+            format!(
+                "version {} has problems and cannot be published: {}",
+                script.version,
+                describe(&found)
+            ),
+        ));
+    }
+    let now = Utc::now();
+    let txn = begin_write(&svc.db).await?;
+    serialize_on(&txn, "stage-scripts", script.stage_id).await?;
+    if let Some(current) = published(&txn, script.stage_id).await? {
+        let mut archived: stage_script::ActiveModel = current.into();
+        archived.status = Set(ScriptStatus::Archived);
+        archived.archived_at = Set(Some(now));
+        archived.update(&txn).await?;
+    }
+    let mut active: stage_script::ActiveModel = script.clone().into();
+    active.status = Set(ScriptStatus::Published);
+    active.published_at = Set(Some(now));
+    active.archived_at = Set(None);
+    let after = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "publish",
+        "StageScript",
+        id,
+        Some(&script),
+        Some(&after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Archives a version; archiving the published one leaves the stage without a script.
+pub async fn archive(svc: &Services, actor: &Actor, id: i64) -> AppResult<stage_script::Model> {
+    let script = get(svc, actor, id).await?;
+    let (_, pipeline) = stage_and_pipeline(&svc.db, script.stage_id).await?;
+    require_editor(svc, actor, &pipeline).await?;
+    if script.status == ScriptStatus::Archived {
+        return Err(AppError::Conflict(format!(
+            "version {} is already archived",
+            script.version
+        )));
+    }
+    let txn = begin_write(&svc.db).await?;
+    serialize_on(&txn, "stage-scripts", script.stage_id).await?;
+    let mut active: stage_script::ActiveModel = script.clone().into();
+    active.status = Set(ScriptStatus::Archived);
+    active.archived_at = Set(Some(Utc::now()));
+    let after = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "archive",
+        "StageScript",
+        id,
+        Some(&script),
+        Some(&after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Where a deal stands for a script: the facts, before any move.
+struct DealFacts {
+    deal: opportunity::Model,
+    stage_name: String,
+    probability: i32,
+    account: Option<account::Model>,
+    owner: Option<user::Model>,
+    roles: Vec<ContactRoleView>,
+    history: Vec<stage_transition::Model>,
+    notes: Vec<DateTime<Utc>>,
+}
+
+/// Loads the facts of `deals` in a few statements, whatever their number. Accounts and
+/// contacts the `viewer` may not read stay out: a script sees at most what its author
+/// (or the person testing it) may see.
+async fn facts<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Scope,
+    deals: Vec<opportunity::Model>,
+) -> AppResult<Vec<DealFacts>> {
+    let ids: Vec<i64> = deals.iter().map(|d| d.id).collect();
+    let stages: HashMap<i64, stage::Model> = stage::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let account_ids: Vec<i64> = deals.iter().map(|d| d.account_id).collect();
+    let accounts: HashMap<i64, account::Model> = account::Entity::find()
+        .filter(account::Column::Id.is_in(account_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|a| viewer.allows(a.territory_id, AccessLevel::Read))
+        .map(|a| (a.id, a))
+        .collect();
+    let owner_ids: Vec<i64> = deals.iter().map(|d| d.owner_id).collect();
+    let owners: HashMap<i64, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(owner_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let mut roles: HashMap<i64, Vec<ContactRoleView>> = HashMap::new();
+    for (r, c) in role::Entity::find()
+        .filter(role::Column::OpportunityId.is_in(ids.clone()))
+        .find_also_related(contact::Entity)
+        .all(db)
+        .await?
+    {
+        let Some(c) = c.filter(|c| viewer.allows(c.territory_id, AccessLevel::Read)) else {
+            continue;
+        };
+        roles
+            .entry(r.opportunity_id)
+            .or_default()
+            .push(ContactRoleView {
+                contact: format!("{} {}", c.first_name, c.last_name),
+                title: c.title,
+                role: r.role.to_value(),
+                primary: r.is_primary,
+            });
+    }
+    let mut history: HashMap<i64, Vec<stage_transition::Model>> = HashMap::new();
+    for t in stage_transition::Entity::find()
+        .filter(stage_transition::Column::OpportunityId.is_in(ids.clone()))
+        .order_by_asc(stage_transition::Column::TransitionedAt)
+        .order_by_asc(stage_transition::Column::Id)
+        .all(db)
+        .await?
+    {
+        history.entry(t.opportunity_id).or_default().push(t);
+    }
+    let mut notes: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
+    for (deal, at) in note::Entity::find()
+        .select_only()
+        .column(note::Column::OpportunityId)
+        .column(note::Column::CreatedAt)
+        .filter(note::Column::OpportunityId.is_in(ids))
+        .order_by_asc(note::Column::CreatedAt)
+        .into_tuple::<(Option<i64>, DateTime<Utc>)>()
+        .all(db)
+        .await?
+    {
+        if let Some(deal) = deal {
+            notes.entry(deal).or_default().push(at);
+        }
+    }
+    Ok(deals
+        .into_iter()
+        .map(|deal| {
+            let stage = stages.get(&deal.stage_id);
+            DealFacts {
+                stage_name: stage.map(|s| s.name.clone()).unwrap_or_default(),
+                probability: stage.map_or(0, |s| s.probability),
+                account: accounts.get(&deal.account_id).cloned(),
+                owner: owners.get(&deal.owner_id).cloned(),
+                roles: roles.remove(&deal.id).unwrap_or_default(),
+                history: history.remove(&deal.id).unwrap_or_default(),
+                notes: notes.remove(&deal.id).unwrap_or_default(),
+                deal,
+            }
+        })
+        .collect())
+}
+
+/// Stage names by id, for contexts and reports.
+async fn stage_names<C: ConnectionTrait>(db: &C) -> AppResult<HashMap<i64, String>> {
+    Ok(stage::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect())
+}
+
+/// The context of `facts` as it stood at `at` (history and activity up to then).
+fn context(
+    facts: &DealFacts,
+    names: &HashMap<i64, String>,
+    event: Event,
+    stage: &str,
+    at: DateTime<Utc>,
+) -> StageContext {
+    let d = &facts.deal;
+    let history: Vec<TransitionView> = facts
+        .history
+        .iter()
+        .filter(|t| t.transitioned_at <= at)
+        .map(|t| TransitionView {
+            from: t.from_stage_id.and_then(|s| names.get(&s).cloned()),
+            to: names.get(&t.to_stage_id).cloned().unwrap_or_default(),
+            at: t.transitioned_at,
+            days_in_previous: t.seconds_in_previous_stage.map(|s| s / 86_400),
+        })
+        .collect();
+    let notes: Vec<&DateTime<Utc>> = facts.notes.iter().filter(|n| **n <= at).collect();
+    StageContext {
+        event,
+        now: at,
+        from_stage: Some(facts.stage_name.clone()),
+        stage: stage.to_owned(),
+        deal: DealView {
+            id: d.id.to_string(),
+            name: d.name.clone(),
+            amount: money(d.amount_micros),
+            currency: d.currency.clone(),
+            expected_close_date: Some(d.expected_close_date),
+            source: d.source.map(|s| s.to_value()),
+            grade: d.grade.map(|g| g.to_value()),
+            stage: facts.stage_name.clone(),
+            probability: facts.probability,
+            stage_entered_at: d.stage_entered_at,
+            created_at: d.created_at,
+        },
+        account: facts.account.as_ref().map(|a| AccountView {
+            name: a.name.clone(),
+            industry: a.industry.clone(),
+            country: a.country.clone(),
+            region: a.region.clone(),
+            size: a.size.map(|s| s.to_value()),
+            annual_revenue: a.annual_revenue_micros.map(money),
+        }),
+        owner: facts.owner.as_ref().map_or(
+            UserView {
+                name: String::new(),
+                email: String::new(),
+                role: "rep".into(),
+            },
+            |u| UserView {
+                name: u.display_name.clone(),
+                email: u.email.clone(),
+                role: u.role.as_str().to_owned(),
+            },
+        ),
+        contact_roles: facts.roles.clone(),
+        history,
+        activity: ActivityView {
+            count: notes.len() as i64,
+            last_at: notes.last().map(|n| **n),
+        },
+        // Quotes arrive with CPQ; until then no deal has one.
+        quote: None,
+    }
+}
+
+fn script_failed(stage: &str, err: SandboxError) -> AppResult<AppError> {
+    Ok(AppError::ScriptFailed {
+        stage: stage.to_owned(),
+        message: describe(&problems(err)?),
+    })
+}
+
+/// What the scripts decided for one move, before anything is written.
+pub(crate) struct MoveDecision {
+    pub script_id: Option<i64>,
+    enter: Option<Outcome>,
+    exit: Option<(i64, Outcome)>,
+}
+
+/// Runs the leaving stage's exit actions and the target stage's guard and entry actions
+/// for a deal about to move. A denial or a failing script refuses the move. Runs before
+/// the write transaction: a script never holds the database's write lock.
+pub(crate) async fn decide_move(
+    svc: &Services,
+    deal: &opportunity::Model,
+    target: &stage::Model,
+    now: DateTime<Utc>,
+) -> AppResult<MoveDecision> {
+    let entering = published(&svc.db, target.id).await?;
+    let leaving = published(&svc.db, deal.stage_id).await?;
+    if entering.is_none() && leaving.is_none() {
+        return Ok(MoveDecision {
+            script_id: None,
+            enter: None,
+            exit: None,
+        });
+    }
+    let names = stage_names(&svc.db).await?;
+    let mut decision = MoveDecision {
+        script_id: entering.as_ref().map(|s| s.id),
+        enter: None,
+        exit: None,
+    };
+    if let Some(script) = entering {
+        let author = author_scope(svc, script.author_id).await?;
+        let facts = facts(&svc.db, &author, vec![deal.clone()]).await?;
+        let Some(facts) = facts.first() else {
+            return Err(AppError::NotFound("opportunity"));
+        };
+        let ctx = context(facts, &names, Event::Enter, &target.name, now);
+        let outcome = match svc.sandbox.evaluate(&script.source, ctx).await {
+            Ok(outcome) => outcome,
+            Err(err) => return Err(script_failed(&target.name, err)?),
+        };
+        if let Some(message) = outcome.denial_message() {
+            return Err(AppError::GuardDenied {
+                stage: target.name.clone(),
+                message,
+            });
+        }
+        decision.enter = Some(outcome);
+    }
+    if let Some(script) = leaving {
+        let author = author_scope(svc, script.author_id).await?;
+        let facts = facts(&svc.db, &author, vec![deal.clone()]).await?;
+        let Some(facts) = facts.first() else {
+            return Err(AppError::NotFound("opportunity"));
+        };
+        let leaving_name = names.get(&deal.stage_id).cloned().unwrap_or_default();
+        let ctx = context(facts, &names, Event::Exit, &leaving_name, now);
+        match svc.sandbox.evaluate(&script.source, ctx).await {
+            Ok(outcome) => decision.exit = Some((script.id, outcome)),
+            Err(err) => return Err(script_failed(&leaving_name, err)?),
+        }
+    }
+    Ok(decision)
+}
+
+/// What a script's author may see; a script whose author is gone sees what an admin
+/// sees only if an admin published it, otherwise nothing beyond the deal itself.
+async fn author_scope(svc: &Services, author_id: Option<i64>) -> AppResult<std::sync::Arc<Scope>> {
+    let author = match author_id {
+        Some(id) => user::Entity::find_by_id(id).one(&svc.db).await?,
+        None => None,
+    };
+    Ok(match author {
+        Some(u) if u.active => svc.authz.scope_of(u.id, u.role).await,
+        _ => std::sync::Arc::new(Scope::nothing()),
+    })
+}
+
+/// Applies the scripts' `set_field` actions to the moving deal. A value the field does
+/// not take fails the move, naming the stage. Returns whether the expected close date
+/// changed (its reminders then move).
+pub(crate) fn set_fields(
+    deal: &mut opportunity::ActiveModel,
+    decision: &MoveDecision,
+    stage: &str,
+) -> AppResult<bool> {
+    let bad = |field: SettableField, value: &str| AppError::ScriptFailed {
+        stage: stage.to_owned(),
+        message: format!("set_field: `{value}` is not a valid {}", field.as_str()),
+    };
+    let mut close_date_moved = false;
+    for outcome in decision.outcomes() {
+        for action in &outcome.actions {
+            let Action::SetField { field, value } = action else {
+                continue;
+            };
+            match field {
+                SettableField::Grade => {
+                    let grade = Grade::try_from_value(&value.to_ascii_uppercase())
+                        .map_err(|_| bad(*field, value))?;
+                    deal.grade = Set(Some(grade));
+                }
+                SettableField::Source => {
+                    let source = LeadSource::try_from_value(&value.to_ascii_lowercase())
+                        .map_err(|_| bad(*field, value))?;
+                    deal.source = Set(Some(source));
+                }
+                SettableField::ExpectedCloseDate => {
+                    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                        .map_err(|_| bad(*field, value))?;
+                    deal.expected_close_date = Set(date);
+                    close_date_moved = true;
+                }
+            }
+        }
+    }
+    Ok(close_date_moved)
+}
+
+impl MoveDecision {
+    fn outcomes(&self) -> impl Iterator<Item = &Outcome> {
+        self.exit.iter().map(|(_, o)| o).chain(self.enter.iter())
+    }
+}
+
+/// What applying a move's actions created.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Applied {
+    pub reminders: usize,
+    pub tasks: usize,
+}
+
+/// Stores the reminders, tasks and approval requests of a move, inside its transaction.
+/// Closing a deal also cancels everything its scripts left pending.
+pub(crate) async fn apply_move<C: ConnectionTrait>(
+    svc: &Services,
+    txn: &C,
+    decision: &MoveDecision,
+    deal: &opportunity::Model,
+    target: &stage::Model,
+    transition_id: i64,
+    now: DateTime<Utc>,
+) -> AppResult<Applied> {
+    let mut applied = Applied::default();
+    if target.kind != StageKind::Open {
+        cancel_pending(txn, deal.id).await?;
+    }
+    let last_activity = note::Entity::find()
+        .select_only()
+        .column_as(note::Column::CreatedAt.max(), "last")
+        .filter(note::Column::OpportunityId.eq(deal.id))
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(txn)
+        .await?
+        .flatten();
+    let runs = decision
+        .exit
+        .iter()
+        .map(|(id, o)| (*id, deal.stage_id, o))
+        .chain(
+            decision
+                .enter
+                .iter()
+                .filter_map(|o| decision.script_id.map(|id| (id, target.id, o))),
+        );
+    for (script_id, stage_id, outcome) in runs {
+        for (index, action) in outcome.actions.iter().enumerate() {
+            let key = |user: i64| {
+                format!("script:{script_id}:transition:{transition_id}:action:{index}:user:{user}")
+            };
+            match action {
+                Action::Remind {
+                    to,
+                    timing,
+                    message,
+                } => {
+                    for user in recipients(svc, txn, to, deal).await? {
+                        let Some(due) = due_at(
+                            timing.anchor,
+                            timing.offset_minutes,
+                            deal,
+                            now,
+                            last_activity,
+                        ) else {
+                            continue;
+                        };
+                        reminder::ActiveModel {
+                            id: NotSet,
+                            recipient_id: Set(user),
+                            opportunity_id: Set(Some(deal.id)),
+                            message: Set(message.clone()),
+                            due_at: Set(due),
+                            anchor: Set(Some(timing.anchor.as_str().to_owned())),
+                            offset_minutes: Set(timing.offset_minutes),
+                            status: Set(ReminderStatus::Pending),
+                            attempts: Set(0),
+                            idempotency_key: Set(key(user)),
+                            lease_until: Set(None),
+                            script_id: Set(Some(script_id)),
+                            stage_id: Set(Some(stage_id)),
+                            created_at: Set(now),
+                        }
+                        .insert(txn)
+                        .await?;
+                        applied.reminders += 1;
+                    }
+                }
+                Action::Task {
+                    assignee,
+                    title,
+                    timing,
+                } => {
+                    for user in recipients(svc, txn, assignee, deal).await? {
+                        let due = due_at(
+                            timing.anchor,
+                            timing.offset_minutes,
+                            deal,
+                            now,
+                            last_activity,
+                        );
+                        insert_task(
+                            txn,
+                            TaskKind::Task,
+                            user,
+                            deal,
+                            title,
+                            due,
+                            Some(*timing),
+                            script_id,
+                            stage_id,
+                            now,
+                        )
+                        .await?;
+                        applied.tasks += 1;
+                    }
+                }
+                Action::RequireApproval { reason } => {
+                    let mut approvers =
+                        recipients(svc, txn, &Recipient::TerritoryManager, deal).await?;
+                    if approvers.is_empty() {
+                        approvers =
+                            recipients(svc, txn, &Recipient::Role("admin".into()), deal).await?;
+                    }
+                    let title = format!("Approve {}: {reason}", deal.name);
+                    for user in approvers {
+                        insert_task(
+                            txn,
+                            TaskKind::Approval,
+                            user,
+                            deal,
+                            &title,
+                            None,
+                            None,
+                            script_id,
+                            stage_id,
+                            now,
+                        )
+                        .await?;
+                        applied.tasks += 1;
+                    }
+                }
+                Action::SetField { .. } => {}
+            }
+        }
+    }
+    Ok(applied)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_task<C: ConnectionTrait>(
+    txn: &C,
+    kind: TaskKind,
+    assignee: i64,
+    deal: &opportunity::Model,
+    title: &str,
+    due: Option<DateTime<Utc>>,
+    timing: Option<accord_workflows::Timing>,
+    script_id: i64,
+    stage_id: i64,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    task::ActiveModel {
+        id: NotSet,
+        kind: Set(kind),
+        assignee_id: Set(assignee),
+        opportunity_id: Set(Some(deal.id)),
+        title: Set(title.chars().take(500).collect()),
+        due_at: Set(due),
+        anchor: Set(timing.map(|t| t.anchor.as_str().to_owned())),
+        offset_minutes: Set(timing.map_or(0, |t| t.offset_minutes)),
+        status: Set(TaskStatus::Open),
+        script_id: Set(Some(script_id)),
+        stage_id: Set(Some(stage_id)),
+        created_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// The moment an anchor names for a deal. Expected close dates count from 09:00 UTC.
+fn due_at(
+    anchor: Anchor,
+    offset_minutes: i64,
+    deal: &opportunity::Model,
+    entered: DateTime<Utc>,
+    last_activity: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    let base = match anchor {
+        Anchor::Transition => entered,
+        Anchor::ExpectedCloseDate => close_morning(deal.expected_close_date)?,
+        Anchor::LastActivity => last_activity.map_or(entered, |a| a.max(entered)),
+    };
+    base.checked_add_signed(Duration::minutes(offset_minutes))
+}
+
+fn close_morning(date: NaiveDate) -> Option<DateTime<Utc>> {
+    Some(date.and_time(NaiveTime::from_hms_opt(9, 0, 0)?).and_utc())
+}
+
+/// The users a recipient names for a deal.
+async fn recipients<C: ConnectionTrait>(
+    svc: &Services,
+    db: &C,
+    to: &Recipient,
+    deal: &opportunity::Model,
+) -> AppResult<Vec<i64>> {
+    Ok(match to {
+        Recipient::Owner => vec![deal.owner_id],
+        Recipient::TerritoryManager => {
+            let Some(territory) = deal.territory_id else {
+                return Ok(Vec::new());
+            };
+            // The managers of the nearest territory on the path up that has any.
+            for t in svc.authz.territory_path(territory).await {
+                let managers: Vec<i64> = membership::Entity::find()
+                    .select_only()
+                    .column(membership::Column::UserId)
+                    .filter(membership::Column::TerritoryId.eq(t))
+                    .filter(membership::Column::IsManager.eq(true))
+                    .into_tuple()
+                    .all(db)
+                    .await?;
+                if !managers.is_empty() {
+                    return Ok(managers);
+                }
+            }
+            Vec::new()
+        }
+        Recipient::Role(name) => {
+            let role = match name.as_str() {
+                "admin" => Role::Admin,
+                "sales_manager" => Role::SalesManager,
+                "rep" => Role::Rep,
+                _ => return Ok(Vec::new()),
+            };
+            user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::Role.eq(role))
+                .filter(user::Column::Active.eq(true))
+                .order_by_asc(user::Column::Id)
+                .limit(50)
+                .into_tuple()
+                .all(db)
+                .await?
+        }
+    })
+}
+
+/// Cancels the pending reminders and open tasks of a deal (it closed, or was deleted).
+pub(crate) async fn cancel_pending<C: ConnectionTrait>(txn: &C, deal_id: i64) -> AppResult<()> {
+    reminder::Entity::update_many()
+        .col_expr(
+            reminder::Column::Status,
+            Expr::value(ReminderStatus::Cancelled),
+        )
+        .filter(reminder::Column::OpportunityId.eq(deal_id))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .exec(txn)
+        .await?;
+    task::Entity::update_many()
+        .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled))
+        .filter(task::Column::OpportunityId.eq(deal_id))
+        .filter(task::Column::Status.eq(TaskStatus::Open))
+        .filter(task::Column::ScriptId.is_not_null())
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Moves the pending reminders and open tasks of a deal that hang on `anchor` to follow
+/// its new value: a new expected close date, or a new activity.
+pub(crate) async fn reschedule<C: ConnectionTrait>(
+    txn: &C,
+    deal: &opportunity::Model,
+    anchor: Anchor,
+    moment: DateTime<Utc>,
+) -> AppResult<()> {
+    let base = match anchor {
+        Anchor::ExpectedCloseDate => close_morning(deal.expected_close_date),
+        _ => Some(moment),
+    };
+    let Some(base) = base else {
+        return Ok(());
+    };
+    let pending = reminder::Entity::find()
+        .filter(reminder::Column::OpportunityId.eq(deal.id))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .filter(reminder::Column::Anchor.eq(anchor.as_str()))
+        .all(txn)
+        .await?;
+    for r in pending {
+        let Some(due) = base.checked_add_signed(Duration::minutes(r.offset_minutes)) else {
+            continue;
+        };
+        let mut active: reminder::ActiveModel = r.into();
+        active.due_at = Set(due);
+        active.update(txn).await?;
+    }
+    let open = task::Entity::find()
+        .filter(task::Column::OpportunityId.eq(deal.id))
+        .filter(task::Column::Status.eq(TaskStatus::Open))
+        .filter(task::Column::Anchor.eq(anchor.as_str()))
+        .all(txn)
+        .await?;
+    for t in open {
+        let due = base.checked_add_signed(Duration::minutes(t.offset_minutes));
+        let mut active: task::ActiveModel = t.into();
+        active.due_at = Set(due);
+        active.update(txn).await?;
+    }
+    Ok(())
+}
+
+/// A script's answer for one deal, without side effects.
+pub async fn dry_run(
+    svc: &Services,
+    actor: &Actor,
+    script_id: i64,
+    opportunity_id: i64,
+    event: Event,
+) -> AppResult<Result<Outcome, Vec<Diagnostic>>> {
+    let script = get(svc, actor, script_id).await?;
+    let deal = crate::services::opportunities::get(svc, actor, opportunity_id).await?;
+    let stage = stage::Entity::find_by_id(script.stage_id)
+        .one(&svc.db)
+        .await?
+        .ok_or(AppError::NotFound("stage"))?;
+    let scope = svc.authz.scope(actor).await;
+    let names = stage_names(&svc.db).await?;
+    let facts = facts(&svc.db, &scope, vec![deal]).await?;
+    let Some(facts) = facts.first() else {
+        return Err(AppError::NotFound("opportunity"));
+    };
+    let ctx = context(facts, &names, event, &stage.name, Utc::now());
+    match svc.sandbox.evaluate(&script.source, ctx).await {
+        Ok(outcome) => Ok(Ok(outcome)),
+        Err(err) => Ok(Err(problems(err)?)),
+    }
+}
+
+/// The published script's guidance for a deal in its current stage.
+pub async fn guidance(
+    svc: &Services,
+    actor: &Actor,
+    deal: &opportunity::Model,
+) -> AppResult<Option<Result<Outcome, Vec<Diagnostic>>>> {
+    let Some(script) = published(&svc.db, deal.stage_id).await? else {
+        return Ok(None);
+    };
+    let scope = svc.authz.scope(actor).await;
+    let names = stage_names(&svc.db).await?;
+    let facts = facts(&svc.db, &scope, vec![deal.clone()]).await?;
+    let Some(facts) = facts.first() else {
+        return Ok(None);
+    };
+    let stage = names.get(&deal.stage_id).cloned().unwrap_or_default();
+    let ctx = context(facts, &names, Event::Guidance, &stage, Utc::now());
+    match svc.sandbox.evaluate(&script.source, ctx).await {
+        Ok(outcome) => Ok(Some(Ok(outcome))),
+        Err(err) => Ok(Some(Err(problems(err)?))),
+    }
+}
+
+/// How a script version fares over recorded history.
+#[derive(Debug, Default, Clone)]
+pub struct ReplayTally {
+    pub blocked: u64,
+    pub reminders: u64,
+    pub tasks: u64,
+    pub approvals: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayDifference {
+    pub transition_id: i64,
+    pub opportunity_id: i64,
+    pub at: DateTime<Utc>,
+    /// The draft's denial (or failure), if it would have blocked the transition.
+    pub draft: Option<String>,
+    /// The active version's, likewise.
+    pub active: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    pub transitions: u64,
+    pub draft: ReplayTally,
+    pub active: Option<ReplayTally>,
+    pub active_version: Option<i32>,
+    /// Transitions the two versions decide differently (first few).
+    pub differences: Vec<ReplayDifference>,
+    pub differing: u64,
+    /// The period held more transitions than a replay reads.
+    pub truncated: bool,
+}
+
+fn tally(t: &mut ReplayTally, result: &Result<Outcome, SandboxError>) -> Option<String> {
+    match result {
+        Ok(outcome) => {
+            for action in &outcome.actions {
+                match action {
+                    Action::Remind { .. } => t.reminders += 1,
+                    Action::Task { .. } => t.tasks += 1,
+                    Action::RequireApproval { .. } => t.approvals += 1,
+                    Action::SetField { .. } => {}
+                }
+            }
+            let denial = outcome.denial_message();
+            if denial.is_some() {
+                t.blocked += 1;
+            }
+            denial
+        }
+        Err(err) => {
+            t.failures += 1;
+            Some(match err {
+                SandboxError::Script(p) => format!("script failed: {}", describe(p)),
+                SandboxError::Unavailable(_) => "script sandbox unavailable".into(),
+            })
+        }
+    }
+}
+
+/// Replays a version against the recorded transitions into its stage in `[from, to)`,
+/// side by side with the published version. Only deals the caller may read are
+/// replayed, each with what the caller may see.
+pub async fn replay(
+    svc: &Services,
+    actor: &Actor,
+    script_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> AppResult<ReplayReport> {
+    let script = get(svc, actor, script_id).await?;
+    let (stage, pipeline) = stage_and_pipeline(&svc.db, script.stage_id).await?;
+    require_editor(svc, actor, &pipeline).await?;
+    if to <= from {
+        return Err(AppError::validation(
+            "to",
+            "the period must end after it starts",
+        ));
+    }
+    let active = published(&svc.db, stage.id)
+        .await?
+        .filter(|a| a.id != script.id);
+    let scope = svc.authz.scope(actor).await;
+    let names = stage_names(&svc.db).await?;
+    let visible_deals = opportunity::Entity::find()
+        .select_only()
+        .column(opportunity::Column::Id)
+        .apply_if(scope.opportunities(AccessLevel::Read), QueryFilter::filter);
+    let transitions = stage_transition::Entity::find()
+        .filter(stage_transition::Column::ToStageId.eq(stage.id))
+        .filter(stage_transition::Column::FromStageId.is_not_null())
+        .filter(stage_transition::Column::TransitionedAt.gte(from))
+        .filter(stage_transition::Column::TransitionedAt.lt(to))
+        .filter(stage_transition::Column::OpportunityId.in_subquery(visible_deals.into_query()))
+        .order_by_asc(stage_transition::Column::TransitionedAt)
+        .order_by_asc(stage_transition::Column::Id)
+        .limit(REPLAY_MAX + 1)
+        .all(&svc.db)
+        .await?;
+    let truncated = transitions.len() as u64 > REPLAY_MAX;
+    let transitions = &transitions[..transitions.len().min(REPLAY_MAX as usize)];
+    let mut report = ReplayReport {
+        transitions: transitions.len() as u64,
+        draft: ReplayTally::default(),
+        active: active.as_ref().map(|_| ReplayTally::default()),
+        active_version: active.as_ref().map(|a| a.version),
+        differences: Vec::new(),
+        differing: 0,
+        truncated,
+    };
+    for chunk in transitions.chunks(500) {
+        let mut ids: Vec<i64> = chunk.iter().map(|t| t.opportunity_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let deals = opportunity::Entity::find()
+            .filter(opportunity::Column::Id.is_in(ids))
+            .all(&svc.db)
+            .await?;
+        let facts: HashMap<i64, DealFacts> = facts(&svc.db, &scope, deals)
+            .await?
+            .into_iter()
+            .map(|f| (f.deal.id, f))
+            .collect();
+        for t in chunk {
+            let Some(f) = facts.get(&t.opportunity_id) else {
+                continue;
+            };
+            // The deal as it stood just before this transition.
+            let before = t.transitioned_at - Duration::seconds(1);
+            let mut ctx = context(f, &names, Event::Enter, &stage.name, t.transitioned_at);
+            ctx.history.retain(|h| h.at <= before);
+            ctx.from_stage = t.from_stage_id.and_then(|s| names.get(&s).cloned());
+            if let Some(from) = &ctx.from_stage {
+                ctx.deal.stage = from.clone();
+            }
+            if let Some(last) = ctx.history.last() {
+                ctx.deal.stage_entered_at = last.at;
+            }
+            let draft = svc.sandbox.evaluate(&script.source, ctx.clone()).await;
+            if matches!(draft, Err(SandboxError::Unavailable(_))) {
+                return Err(problems(
+                    draft
+                        .err()
+                        .unwrap_or(SandboxError::Unavailable(String::new())),
+                )
+                .err()
+                .unwrap_or_else(|| AppError::internal(anyhow::anyhow!("sandbox"))));
+            }
+            let draft_says = tally(&mut report.draft, &draft);
+            let active_says = match (&active, report.active.as_mut()) {
+                (Some(a), Some(t)) => {
+                    let result = svc.sandbox.evaluate(&a.source, ctx).await;
+                    tally(t, &result)
+                }
+                _ => None,
+            };
+            if draft_says != active_says {
+                report.differing += 1;
+                if report.differences.len() < REPLAY_SAMPLES {
+                    report.differences.push(ReplayDifference {
+                        transition_id: t.id,
+                        opportunity_id: t.opportunity_id,
+                        at: t.transitioned_at,
+                        draft: draft_says,
+                        active: active_says,
+                    });
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Tasks (and approval requests) on a deal.
+pub async fn open_tasks<C: ConnectionTrait>(db: &C, deal_id: i64) -> AppResult<Vec<task::Model>> {
+    Ok(task::Entity::find()
+        .filter(task::Column::OpportunityId.eq(deal_id))
+        .order_by_asc(task::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// A deal's reminders, soonest first.
+pub async fn reminders_of<C: ConnectionTrait>(
+    db: &C,
+    deal_id: i64,
+) -> AppResult<Vec<reminder::Model>> {
+    Ok(reminder::Entity::find()
+        .filter(reminder::Column::OpportunityId.eq(deal_id))
+        .order_by_asc(reminder::Column::DueAt)
+        .order_by_asc(reminder::Column::Id)
+        .all(db)
+        .await?)
+}

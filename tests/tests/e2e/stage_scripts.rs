@@ -1,0 +1,487 @@
+//! Stage scripts through the API: lifecycle, enforcement on stage moves, dry-run,
+//! replay, and the hostile corpus in `workflows/hostile/`.
+
+use std::time::{Duration, Instant};
+
+use accord_e2e::{Fixture, TestServer, data, error_code};
+use accord_entities::user::Role;
+use serde_json::{Value, json};
+
+const SAVE: &str = "mutation($i: SaveStageScriptInput!) { saveStageScriptDraft(input: $i) { script { id version status } problems { message line column } } }";
+const PUBLISH: &str =
+    "mutation($id: ID!) { publishStageScript(id: $id) { script { id version status } } }";
+const MOVE: &str = "mutation($i: MoveOpportunityStageInput!) { moveOpportunityStage(input: $i) { opportunity { version stage { name } stageHistory { script } reminders { message dueAt anchor status idempotencyKey recipient { email } } tasks { kind title status assignee { email } } } } }";
+
+const NEGOTIATION: &str = r#"
+require(has_role("economic_buyer"), "an economic buyer among the contact roles");
+checklist("Agree the mutual close plan");
+key_field("expected_close_date");
+if event == "enter" {
+    remind("owner", before_close_days(7), "Closes in a week: confirm signatures");
+    task("owner", "Send the order form", after_days(2));
+    if deal.amount > 100000 {
+        require_approval("deals above 100,000 need a second pair of eyes");
+    }
+}
+"#;
+
+async fn save(server: &TestServer, token: &str, stage: &str, source: &str) -> Value {
+    server
+        .gql(
+            Some(token),
+            SAVE,
+            json!({ "i": { "stageId": stage, "source": source, "note": "test" } }),
+        )
+        .await
+}
+
+async fn publish_new(server: &TestServer, token: &str, stage: &str, source: &str) -> String {
+    let v = save(server, token, stage, source).await;
+    let saved = &data(&v)["saveStageScriptDraft"];
+    assert_eq!(saved["problems"], json!([]), "{v:#}");
+    let id = saved["script"]["id"].as_str().unwrap().to_owned();
+    let v = server.gql(Some(token), PUBLISH, json!({ "id": id })).await;
+    assert_eq!(
+        data(&v)["publishStageScript"]["script"]["status"],
+        "PUBLISHED"
+    );
+    id
+}
+
+async fn add_role(server: &TestServer, f: &Fixture, opp: &str, kind: &str) {
+    let contact = server
+        .create_contact(&f.token, &f.account_id, "Buyer", None)
+        .await;
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($o: ID!, $c: ID!, $r: ContactRoleKind!) { addOpportunityContactRole(input: {opportunityId: $o, contactId: $c, role: $r}) { __typename } }",
+            json!({ "o": opp, "c": contact, "r": kind }),
+        )
+        .await;
+    data(&v);
+}
+
+#[tokio::test]
+async fn drafts_are_checked_versioned_published_and_rolled_back() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let stage = &f.stages[3];
+
+    // Problems come back with positions, and the draft is kept.
+    let v = save(&server, &f.token, stage, "let a = 1;\nlet b = deal.amout;").await;
+    let saved = &data(&v)["saveStageScriptDraft"];
+    assert_eq!(saved["script"]["version"], 1);
+    assert_eq!(saved["script"]["status"], "DRAFT");
+    let problem = &saved["problems"][0];
+    assert!(
+        problem["message"].as_str().unwrap().contains("deal.amout"),
+        "{v:#}"
+    );
+    assert_eq!(
+        (problem["line"].as_i64(), problem["column"].as_i64()),
+        (Some(2), Some(14))
+    );
+    let broken = saved["script"]["id"].as_str().unwrap().to_owned();
+    // ... but it cannot be published.
+    let v = server
+        .gql(Some(&f.token), PUBLISH, json!({ "id": broken }))
+        .await;
+    assert_eq!(error_code(&v), "VALIDATION");
+
+    let v1 = publish_new(&server, &f.token, stage, "checklist(\"one\");").await;
+    let v2 = publish_new(&server, &f.token, stage, "checklist(\"two\");").await;
+    let versions = "query($s: ID!) { stageScripts(stageId: $s) { id version status } }";
+    let v = server
+        .gql(Some(&f.token), versions, json!({ "s": stage }))
+        .await;
+    let statuses: Vec<(i64, String)> = data(&v)["stageScripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["version"].as_i64().unwrap(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (3, "PUBLISHED".to_owned()),
+            (2, "ARCHIVED".to_owned()),
+            (1, "DRAFT".to_owned())
+        ]
+    );
+    // Rollback: publishing the older version again.
+    let v = server
+        .gql(Some(&f.token), PUBLISH, json!({ "id": v1 }))
+        .await;
+    assert_eq!(data(&v)["publishStageScript"]["script"]["version"], 2);
+    let v = server
+        .gql(Some(&f.token), versions, json!({ "s": stage }))
+        .await;
+    let published: Vec<&Value> = data(&v)["stageScripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "PUBLISHED")
+        .collect();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["id"], json!(v1));
+    let v = server
+        .gql(Some(&f.token), PUBLISH, json!({ "id": v1 }))
+        .await;
+    assert_eq!(error_code(&v), "CONFLICT");
+    let _ = v2;
+
+    // Reps may read scripts but not write them; a pipeline's responsible manager only.
+    let rep = server.user("rep@example.com", Role::Rep).await;
+    let v = save(&server, &rep, stage, "checklist(\"mine\");").await;
+    assert_eq!(error_code(&v), "FORBIDDEN");
+    let manager = server.user("mgr@example.com", Role::SalesManager).await;
+    let v = save(&server, &manager, stage, "checklist(\"ours\");").await;
+    assert_eq!(data(&v)["saveStageScriptDraft"]["script"]["version"], 4);
+    // Oversize and empty sources are refused outright.
+    let v = save(&server, &f.token, stage, "   ").await;
+    assert_eq!(error_code(&v), "VALIDATION");
+    let v = save(&server, &f.token, stage, &"let a = 1;\n".repeat(2000)).await;
+    assert_eq!(error_code(&v), "VALIDATION");
+    // Malformed IDs.
+    let v = server
+        .gql(Some(&f.token), PUBLISH, json!({ "id": "nope" }))
+        .await;
+    assert_eq!(error_code(&v), "VALIDATION");
+}
+
+#[tokio::test]
+async fn stage_moves_run_guards_and_actions_in_one_transaction() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let script = publish_new(&server, &f.token, &f.stages[3], NEGOTIATION).await;
+    let (opp, _) = server.create_opportunity(&f, "Big one", "250000").await;
+
+    // The guard refuses with the script's words and nothing is written.
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[3] } }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
+    let message = v["errors"][0]["extensions"]["scriptMessage"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        message,
+        "requires an economic buyer among the contact roles"
+    );
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Negotiation refuses")
+    );
+    let q = "query($id: ID!) { opportunity(id: $id) { version stage { name } stageHistory { id } reminders { id } tasks { id } } }";
+    let o = server.gql(Some(&f.token), q, json!({ "id": opp })).await;
+    let o = &data(&o)["opportunity"];
+    assert_eq!(o["version"], 1);
+    assert_eq!(o["stage"]["name"], "Qualify");
+    assert_eq!(o["stageHistory"].as_array().unwrap().len(), 1);
+    assert_eq!(o["reminders"], json!([]));
+
+    // Guidance shows the requirement unticked.
+    let g = "query($id: ID!) { opportunity(id: $id) { guidance { outcome { checklist { text done } keyFields } problems { message } } } }";
+    add_role(&server, &f, &opp, "CHAMPION").await;
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[3] } }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "GUARD_DENIED");
+    add_role(&server, &f, &opp, "ECONOMIC_BUYER").await;
+
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[3] } }),
+        )
+        .await;
+    let o = &data(&v)["moveOpportunityStage"]["opportunity"];
+    assert_eq!(o["stage"]["name"], "Negotiation");
+    assert_eq!(o["stageHistory"][1]["script"], json!(script));
+    let reminders = o["reminders"].as_array().unwrap();
+    assert_eq!(reminders.len(), 1, "{o:#}");
+    // Seven days before the expected close date (2027-03-31), at 09:00 UTC.
+    assert!(
+        reminders[0]["dueAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2027-03-24T09:00:00"),
+        "{o:#}"
+    );
+    assert_eq!(reminders[0]["anchor"], "expected_close_date");
+    assert_eq!(reminders[0]["recipient"]["email"], "admin@example.com");
+    assert!(!reminders[0]["idempotencyKey"].as_str().unwrap().is_empty());
+    let tasks = o["tasks"].as_array().unwrap();
+    let kinds: Vec<&str> = tasks.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    // No territory managers: the approval goes to the admins.
+    assert_eq!(kinds, vec!["TASK", "APPROVAL"], "{o:#}");
+
+    let v = server.gql(Some(&f.token), g, json!({ "id": opp })).await;
+    let outcome = &data(&v)["opportunity"]["guidance"]["outcome"];
+    assert_eq!(
+        outcome["checklist"],
+        json!([
+            { "text": "an economic buyer among the contact roles", "done": true },
+            { "text": "Agree the mutual close plan", "done": null }
+        ])
+    );
+    assert_eq!(outcome["keyFields"], json!(["expected_close_date"]));
+
+    // A new close date moves the reminder with it.
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($i: UpdateOpportunityInput!) { updateOpportunity(input: $i) { opportunity { version reminders { dueAt } } } }",
+            json!({ "i": { "id": opp, "version": 2, "expectedCloseDate": "2027-06-30" } }),
+        )
+        .await;
+    let o = &data(&v)["updateOpportunity"]["opportunity"];
+    assert!(
+        o["reminders"][0]["dueAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2027-06-23T09:00:00"),
+        "{o:#}"
+    );
+
+    // Closing the deal cancels what its scripts left pending.
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 3, "stageId": f.stages[5], "lostReason": "Budget cut" } }),
+        )
+        .await;
+    let o = &data(&v)["moveOpportunityStage"]["opportunity"];
+    assert_eq!(o["reminders"][0]["status"], "CANCELLED");
+    assert!(
+        o["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "CANCELLED")
+    );
+}
+
+#[tokio::test]
+async fn failing_scripts_refuse_the_move_and_dry_runs_change_nothing() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    // Runtime error on a path the sample deal does not take.
+    let source = "if deal.amount == 7 { let x = roles[5].role; }";
+    let script = publish_new(&server, &f.token, &f.stages[2], source).await;
+    let (opp, _) = server.create_opportunity(&f, "Seven", "7").await;
+
+    let dry = "query($s: ID!, $o: ID!, $e: ScriptEvent) { dryRunStageScript(scriptId: $s, opportunityId: $o, event: $e) { outcome { allowed } problems { message line column } } }";
+    let v = server
+        .gql(
+            Some(&f.token),
+            dry,
+            json!({ "s": script, "o": opp, "e": "ENTER" }),
+        )
+        .await;
+    let run = &data(&v)["dryRunStageScript"];
+    assert!(run["outcome"].is_null());
+    assert_eq!(run["problems"][0]["line"], 1, "{v:#}");
+
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[2] } }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "SCRIPT_FAILED", "{v:#}");
+
+    // A dry run of a script with actions schedules nothing.
+    let noisy = publish_new(
+        &server,
+        &f.token,
+        &f.stages[1],
+        "remind(\"owner\", after_days(1), \"hello\"); task(\"owner\", \"call\", after_hours(4));",
+    )
+    .await;
+    let v = server
+        .gql(Some(&f.token), "query($s: ID!, $o: ID!) { dryRunStageScript(scriptId: $s, opportunityId: $o) { outcome { allowed actions { kind to anchor offsetMinutes text } } } }", json!({ "s": noisy, "o": opp }))
+        .await;
+    let actions = &data(&v)["dryRunStageScript"]["outcome"]["actions"];
+    assert_eq!(
+        actions,
+        &json!([
+            { "kind": "REMIND", "to": "owner", "anchor": "transition", "offsetMinutes": 1440, "text": "hello" },
+            { "kind": "TASK", "to": "owner", "anchor": "transition", "offsetMinutes": 240, "text": "call" }
+        ])
+    );
+    let v = server
+        .gql(
+            Some(&f.token),
+            "query($id: ID!) { opportunity(id: $id) { reminders { id } tasks { id } } }",
+            json!({ "id": opp }),
+        )
+        .await;
+    assert_eq!(data(&v)["opportunity"]["reminders"], json!([]));
+    assert_eq!(data(&v)["opportunity"]["tasks"], json!([]));
+
+    // A rep cannot dry-run against a deal they cannot see: it does not exist for them.
+    let rep = server.user("rep@example.com", Role::Rep).await;
+    let v = server
+        .gql(
+            Some(&rep),
+            dry,
+            json!({ "s": noisy, "o": opp, "e": "ENTER" }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn replay_compares_a_draft_with_the_published_version_over_history() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let start = chrono::Utc::now() - chrono::Duration::minutes(1);
+    // Five deals reach Proposal with no script; two are above 50,000.
+    for (i, amount) in ["1000", "60000", "2000", "75000", "3000"]
+        .iter()
+        .enumerate()
+    {
+        let (opp, _) = server
+            .create_opportunity(&f, &format!("Deal {i}"), amount)
+            .await;
+        let v = server
+            .gql(
+                Some(&f.token),
+                MOVE,
+                json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[2] } }),
+            )
+            .await;
+        data(&v);
+    }
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[2],
+        "remind(\"owner\", after_days(2), \"follow up\");",
+    )
+    .await;
+    let v = save(
+        &server,
+        &f.token,
+        &f.stages[2],
+        "if deal.amount > 50000 { deny(\"big deals need a discovery call first\"); }",
+    )
+    .await;
+    let draft = data(&v)["saveStageScriptDraft"]["script"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let end = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let v = server
+        .gql(
+            Some(&f.token),
+            "query($s: ID!, $f: DateTime!, $t: DateTime!) { replayStageScript(scriptId: $s, from: $f, to: $t) { transitions replayed { blocked reminders failures } published { blocked reminders } publishedVersion differing differences { replayed published } truncated } }",
+            json!({ "s": draft, "f": start.to_rfc3339(), "t": end.to_rfc3339() }),
+        )
+        .await;
+    let r = &data(&v)["replayStageScript"];
+    assert_eq!(r["transitions"], 5, "{v:#}");
+    assert_eq!(
+        r["replayed"],
+        json!({ "blocked": 2, "reminders": 0, "failures": 0 })
+    );
+    assert_eq!(r["published"], json!({ "blocked": 0, "reminders": 5 }));
+    assert_eq!(r["publishedVersion"], 1);
+    assert_eq!(r["differing"], 2);
+    assert_eq!(
+        r["differences"][0]["replayed"],
+        "big deals need a discovery call first"
+    );
+    assert!(r["differences"][0]["published"].is_null());
+    assert_eq!(r["truncated"], false);
+}
+
+/// Every file of the hostile corpus is refused or stopped, with the limit named,
+/// within the time limit (plus slack for a debug build on a busy machine), while the
+/// server keeps answering.
+#[tokio::test]
+async fn hostile_corpus_is_refused_or_stopped_by_a_named_limit() {
+    let server = TestServer::start().await;
+    let token = server.admin().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/hostile");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "corpus too small: {}", files.len());
+    let validate = "query($s: String!) { validateStageScript(source: $s) { message line column } }";
+    for file in files {
+        let source = std::fs::read_to_string(&file).unwrap();
+        let expect = source
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("// expect: "))
+            .unwrap_or_else(|| panic!("{} has no expect line", file.display()))
+            .to_owned();
+        // Meanwhile, the server answers other requests promptly.
+        let health = {
+            let url = format!("{}/healthz", server.url);
+            let http = server.http.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let asked = Instant::now();
+                let ok = http.get(url).send().await.map(|r| r.status().is_success());
+                (ok.unwrap_or(false), asked.elapsed())
+            })
+        };
+        let started = Instant::now();
+        let v = server
+            .gql(Some(&token), validate, json!({ "s": source }))
+            .await;
+        let took = started.elapsed();
+        let problems = data(&v)["validateStageScript"].as_array().unwrap().clone();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        assert!(!problems.is_empty(), "{name}: accepted");
+        let message = problems[0]["message"].as_str().unwrap();
+        // `a | b`: either limit may strike first (speed differs between builds).
+        if expect != "refused" {
+            assert!(
+                expect.split(" | ").any(|e| message.contains(e)),
+                "{name}: expected `{expect}`, got {v:#}"
+            );
+        }
+        assert!(took < Duration::from_millis(2_000), "{name}: took {took:?}");
+        let (healthy, health_took) = health.await.unwrap();
+        assert!(healthy, "{name}: /healthz failed during the attack");
+        assert!(
+            health_took < Duration::from_millis(500),
+            "{name}: /healthz took {health_took:?} during the attack"
+        );
+    }
+    // After all that, scripts still run.
+    let v = server
+        .gql(
+            Some(&token),
+            validate,
+            json!({ "s": "checklist(\"fine\");" }),
+        )
+        .await;
+    assert_eq!(data(&v)["validateStageScript"], json!([]));
+}
