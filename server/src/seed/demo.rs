@@ -9,7 +9,7 @@ use accord_entities::territory::TerritoryKind;
 use accord_entities::territory_membership::AccessLevel;
 use accord_entities::user::Role;
 use accord_entities::{
-    account, contact, lead, opportunity, opportunity_contact_role, pipeline, stage,
+    account, contact, lead, opportunity, opportunity_contact_role, pipeline, stage, stage_script,
     stage_transition, territory, territory_membership, user,
 };
 use chrono::{Duration, NaiveDate, Utc};
@@ -376,6 +376,7 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, String
         ],
     )
     .await?;
+    publish_demo_scripts(&txn, &new_business, users[1].id).await?;
     let renewals = make_pipeline(
         &txn,
         "Renewals",
@@ -593,6 +594,46 @@ fn close_date(now: chrono::DateTime<Utc>, offset: i64, closed: bool) -> NaiveDat
     (now + Duration::days(days)).date_naive()
 }
 
+/// The demo's sales process: scripts for the New Business stages, published by Maria
+/// Lopez, who is responsible for the pipeline. Checked by a unit test below.
+pub const DEMO_SCRIPTS: &[(&str, &str)] = &[
+    ("Discovery", include_str!("scripts/discovery.rhai")),
+    ("Proposal", include_str!("scripts/proposal.rhai")),
+    ("Negotiation", include_str!("scripts/negotiation.rhai")),
+    ("Closed Won", include_str!("scripts/closed_won.rhai")),
+];
+
+async fn publish_demo_scripts<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    (pipeline, stages): &(pipeline::Model, Vec<stage::Model>),
+    manager: i64,
+) -> Result<(), AppError> {
+    let now = Utc::now() - Duration::days(400);
+    let mut responsible: pipeline::ActiveModel = pipeline.clone().into();
+    responsible.manager_id = Set(Some(manager));
+    responsible.update(txn).await?;
+    for (stage_name, source) in DEMO_SCRIPTS {
+        let Some(stage) = stages.iter().find(|s| s.name == *stage_name) else {
+            continue;
+        };
+        stage_script::ActiveModel {
+            id: NotSet,
+            stage_id: Set(stage.id),
+            version: Set(1),
+            source: Set((*source).to_owned()),
+            status: Set(stage_script::ScriptStatus::Published),
+            note: Set(Some("Demo sales process".into())),
+            author_id: Set(Some(manager)),
+            created_at: Set(now),
+            published_at: Set(Some(now)),
+            archived_at: Set(None),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn make_pipeline<C: sea_orm::ConnectionTrait>(
     txn: &C,
     name: &str,
@@ -627,4 +668,25 @@ async fn make_pipeline<C: sea_orm::ConnectionTrait>(
         );
     }
     Ok((p, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEMO_SCRIPTS;
+    use accord_workflows::{Event, ScriptEngine, StageContext};
+
+    #[test]
+    fn demo_scripts_compile_and_run_on_a_sample_deal() {
+        let engine = ScriptEngine::new();
+        for (stage, source) in DEMO_SCRIPTS {
+            let script = engine
+                .compile(source)
+                .unwrap_or_else(|e| panic!("{stage}: {e:?}"));
+            for event in [Event::Enter, Event::Exit, Event::Guidance] {
+                engine
+                    .evaluate(&script, &StageContext::sample(event, stage))
+                    .unwrap_or_else(|e| panic!("{stage} ({event:?}): {e}"));
+            }
+        }
+    }
 }

@@ -194,6 +194,61 @@ async fn cli_migrates_seeds_adds_users_and_serves() {
         "{v}"
     );
 
+    // The demo's stage scripts run in this binary's own script workers: guidance for a
+    // deal in Proposal, and the Negotiation guard on a move.
+    let gql = |body: Value| {
+        let http = http.clone();
+        let url = url.clone();
+        let token = token.clone();
+        async move {
+            http.post(format!("{url}/graphql"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let v = gql(json!({ "query": "{ opportunities(first: 20, filter: {stageKind: OPEN}) { edges { node { id version stage { name pipeline { stages { id name } } } guidance { outcome { checklist { text done } } problems { message } } } } } }" })).await;
+    let in_proposal = v["data"]["opportunities"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .find(|n| n["stage"]["name"] == "Proposal")
+        .unwrap_or_else(|| panic!("a demo deal in Proposal: {v}"))
+        .clone();
+    let checklist = &in_proposal["guidance"]["outcome"]["checklist"];
+    assert!(
+        checklist.as_array().is_some_and(|c| c
+            .iter()
+            .any(|i| i["text"] == "Send the proposal and agree a date to walk through it")),
+        "{in_proposal}"
+    );
+    let negotiation = in_proposal["stage"]["pipeline"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Negotiation")
+        .unwrap()["id"]
+        .clone();
+    let v = gql(json!({
+        "query": "mutation($i: MoveOpportunityStageInput!) { moveOpportunityStage(input: $i) { opportunity { reminders { message } } } }",
+        "variables": { "i": { "id": in_proposal["id"], "version": in_proposal["version"], "stageId": negotiation } }
+    }))
+    .await;
+    let moved = v["data"]["moveOpportunityStage"]["opportunity"]["reminders"]
+        .as_array()
+        .is_some_and(|r| r.len() >= 2);
+    let guarded = v["errors"][0]["extensions"]["code"] == "GUARD_DENIED"
+        && v["errors"][0]["extensions"]["scriptMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("economic buyer"));
+    assert!(moved || guarded, "{v}");
+
     let create = json!({ "query": "mutation { createApiToken(name: \"ci\") { secret } }" });
     let v: Value = http
         .post(format!("{url}/graphql"))
