@@ -376,7 +376,7 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, String
         ],
     )
     .await?;
-    publish_demo_scripts(&txn, &new_business, users[1].id).await?;
+    publish_demo_scripts(&txn, &new_business, users[1].id, users[0].id).await?;
     let renewals = make_pipeline(
         &txn,
         "Renewals",
@@ -594,8 +594,10 @@ fn close_date(now: chrono::DateTime<Utc>, offset: i64, closed: bool) -> NaiveDat
     (now + Duration::days(days)).date_naive()
 }
 
-/// The demo's sales process: scripts for the New Business stages, published by Maria
-/// Lopez, who is responsible for the pipeline. Checked by a unit test below.
+/// The demo's sales process: scripts for the New Business stages of which Maria Lopez is
+/// the responsible manager. The admin published them: a script acts with its author's
+/// permissions, and these set fields on deals in every territory. Checked by a unit test
+/// below.
 pub const DEMO_SCRIPTS: &[(&str, &str)] = &[
     ("Discovery", include_str!("scripts/discovery.rhai")),
     ("Proposal", include_str!("scripts/proposal.rhai")),
@@ -607,6 +609,7 @@ async fn publish_demo_scripts<C: sea_orm::ConnectionTrait>(
     txn: &C,
     (pipeline, stages): &(pipeline::Model, Vec<stage::Model>),
     manager: i64,
+    author: i64,
 ) -> Result<(), AppError> {
     let now = Utc::now() - Duration::days(400);
     let mut responsible: pipeline::ActiveModel = pipeline.clone().into();
@@ -623,7 +626,7 @@ async fn publish_demo_scripts<C: sea_orm::ConnectionTrait>(
             source: Set((*source).to_owned()),
             status: Set(stage_script::ScriptStatus::Published),
             note: Set(Some("Demo sales process".into())),
-            author_id: Set(Some(manager)),
+            author_id: Set(Some(author)),
             created_at: Set(now),
             published_at: Set(Some(now)),
             archived_at: Set(None),

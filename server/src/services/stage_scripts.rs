@@ -541,16 +541,8 @@ pub(crate) async fn decide_move(
         exit: None,
     };
     if let Some(script) = entering {
-        let author = author_scope(svc, script.author_id).await?;
-        let facts = facts(&svc.db, &author, vec![deal.clone()]).await?;
-        let Some(facts) = facts.first() else {
-            return Err(AppError::NotFound("opportunity"));
-        };
-        let ctx = context(facts, &names, Event::Enter, &target.name, now);
-        let outcome = match svc.sandbox.evaluate(&script.source, ctx).await {
-            Ok(outcome) => outcome,
-            Err(err) => return Err(script_failed(&target.name, err)?),
-        };
+        let outcome =
+            run_for_move(svc, &script, deal, &names, Event::Enter, &target.name, now).await?;
         if let Some(message) = outcome.denial_message() {
             return Err(AppError::GuardDenied {
                 stage: target.name.clone(),
@@ -560,19 +552,48 @@ pub(crate) async fn decide_move(
         decision.enter = Some(outcome);
     }
     if let Some(script) = leaving {
-        let author = author_scope(svc, script.author_id).await?;
-        let facts = facts(&svc.db, &author, vec![deal.clone()]).await?;
-        let Some(facts) = facts.first() else {
-            return Err(AppError::NotFound("opportunity"));
-        };
         let leaving_name = names.get(&deal.stage_id).cloned().unwrap_or_default();
-        let ctx = context(facts, &names, Event::Exit, &leaving_name, now);
-        match svc.sandbox.evaluate(&script.source, ctx).await {
-            Ok(outcome) => decision.exit = Some((script.id, outcome)),
-            Err(err) => return Err(script_failed(&leaving_name, err)?),
-        }
+        let outcome =
+            run_for_move(svc, &script, deal, &names, Event::Exit, &leaving_name, now).await?;
+        decision.exit = Some((script.id, outcome));
     }
     Ok(decision)
+}
+
+/// Runs one stage's script for a move with its author's permissions: the author's view
+/// of the deal, and field changes only on a deal the author may edit.
+async fn run_for_move(
+    svc: &Services,
+    script: &stage_script::Model,
+    deal: &opportunity::Model,
+    names: &HashMap<i64, String>,
+    event: Event,
+    stage: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Outcome> {
+    let author = author_scope(svc, script.author_id).await?;
+    let facts = facts(&svc.db, &author, vec![deal.clone()]).await?;
+    let Some(facts) = facts.first() else {
+        return Err(AppError::NotFound("opportunity"));
+    };
+    let ctx = context(facts, names, event, stage, now);
+    let outcome = match svc.sandbox.evaluate(&script.source, ctx).await {
+        Ok(outcome) => outcome,
+        Err(err) => return Err(script_failed(stage, err)?),
+    };
+    let sets_fields = outcome
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::SetField { .. }));
+    if sets_fields && !author.allows_opportunity(deal, AccessLevel::Edit) {
+        return Err(AppError::ScriptFailed {
+            stage: stage.to_owned(),
+            message: "set_field: the script's author may not edit this deal, so neither may \
+                      the script"
+                .into(),
+        });
+    }
+    Ok(outcome)
 }
 
 /// What a script's author may see; a script whose author is gone sees what an admin
