@@ -11,6 +11,7 @@
 //! measuring, Accord's response must equal the baseline's byte for byte as JSON values.
 
 mod floor;
+mod scripts;
 mod territory;
 
 use std::collections::BTreeMap;
@@ -67,12 +68,17 @@ struct Args {
     /// rep and manager against an (unfiltered) admin on the same server.
     #[arg(long, value_enum, default_value_t = Compare::Baseline)]
     compare: Compare,
+    /// The `accord` binary that runs stage-script workers (default: the one next to this
+    /// benchmark, `cargo build --release -p accord` builds it).
+    #[arg(long)]
+    worker: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Compare {
     Baseline,
     Territory,
+    Scripts,
 }
 
 #[derive(Clone)]
@@ -274,7 +280,15 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     db.close().await.ok();
 
-    let server = accord::app::start(&db_args, Limits::default(), "127.0.0.1:0".parse()?).await?;
+    let limits = Limits {
+        script_worker_program: Some(match &args.worker {
+            Some(worker) => worker.clone(),
+            None => std::env::current_exe()?
+                .with_file_name(format!("accord{}", std::env::consts::EXE_SUFFIX)),
+        }),
+        ..Limits::default()
+    };
+    let server = accord::app::start(&db_args, limits.clone(), "127.0.0.1:0".parse()?).await?;
     let admin_email = admin_email(&server.state.services.db).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -282,6 +296,18 @@ async fn main() -> anyhow::Result<()> {
     let accord_url = format!("http://{}/graphql", server.addr);
     if args.compare == Compare::Territory {
         return territory::run(&args, &server, &http, &accord_url, backend_name).await;
+    }
+    if args.compare == Compare::Scripts {
+        return scripts::run(
+            &args,
+            &server,
+            &http,
+            &accord_url,
+            &url,
+            backend_name,
+            limits,
+        )
+        .await;
     }
     let token = login(&http, &accord_url, &admin_email).await?;
 

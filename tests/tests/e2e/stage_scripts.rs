@@ -492,15 +492,36 @@ async fn a_script_acts_with_its_authors_permissions_at_most() {
     let f = server.fixture().await;
     // A sales manager with no territory writes a script that edits deals.
     let manager = server.user("mgr@example.com", Role::SalesManager).await;
-    publish_new(&server, &manager, &f.stages[1], "set_field(\"grade\", \"A\");").await;
+    publish_new(
+        &server,
+        &manager,
+        &f.stages[1],
+        "set_field(\"grade\", \"A\");",
+    )
+    .await;
     let (opp, _) = server.create_opportunity(&f, "Elsewhere", "5000").await;
     let v = server
-        .gql(Some(&f.token), MOVE, json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[1] } }))
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[1] } }),
+        )
         .await;
     assert_eq!(error_code(&v), "SCRIPT_FAILED", "{v:#}");
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("author may not edit"));
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("author may not edit")
+    );
     // The same script published by the admin applies.
-    publish_new(&server, &f.token, &f.stages[1], "set_field(\"grade\", \"A\");").await;
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[1],
+        "set_field(\"grade\", \"A\");",
+    )
+    .await;
     let v = server
         .gql(
             Some(&f.token),
@@ -508,5 +529,8 @@ async fn a_script_acts_with_its_authors_permissions_at_most() {
             json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[1] } }),
         )
         .await;
-    assert_eq!(data(&v)["moveOpportunityStage"]["opportunity"]["grade"], "A");
+    assert_eq!(
+        data(&v)["moveOpportunityStage"]["opportunity"]["grade"],
+        "A"
+    );
 }
