@@ -91,7 +91,11 @@ fn main() -> anyhow::Result<()> {
             .next()
             .and_then(|m| m.parse().ok())
             .context("script-worker takes its memory allowance in bytes")?;
-        return accord::sandbox::worker::run(memory);
+        let time_ms = args
+            .next()
+            .and_then(|t| t.parse().ok())
+            .context("script-worker takes the wall-clock limit in milliseconds")?;
+        return accord::sandbox::worker::run(memory, std::time::Duration::from_millis(time_ms));
     }
     run()
 }

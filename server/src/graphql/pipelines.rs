@@ -146,6 +146,25 @@ impl PipelineMutation {
         })
     }
 
+    /// Names the sales manager responsible for the pipeline's stage scripts; null lets
+    /// any sales manager edit them. Admins only.
+    async fn set_pipeline_manager(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        version: i32,
+        manager_id: Option<ID>,
+    ) -> async_graphql::Result<PipelinePayload> {
+        let id = decode("id", &id, NodeKind::Pipeline)?;
+        let manager_id =
+            crate::graphql::ids::decode_opt("managerId", manager_id.as_ref(), NodeKind::User)?;
+        let pipeline =
+            pipelines::set_manager(services(ctx), actor(ctx)?, id, version, manager_id).await?;
+        Ok(PipelinePayload {
+            pipeline: Pipeline(pipeline),
+        })
+    }
+
     /// Refused with CONFLICT while opportunities use the pipeline.
     async fn delete_pipeline(
         &self,

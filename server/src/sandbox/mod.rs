@@ -194,6 +194,7 @@ impl Sandbox {
         let mut child = Command::new(&self.config.program)
             .arg("script-worker")
             .arg(self.config.memory_limit_bytes.to_string())
+            .arg(self.config.time_limit.as_millis().to_string())
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

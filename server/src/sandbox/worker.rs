@@ -20,16 +20,17 @@ use super::{Reply, Request};
 
 /// Compiled scripts kept per worker; beyond this the cache starts over.
 const CACHE_ENTRIES: usize = 256;
-/// If a request is still running after this long the server is gone (it would have
-/// killed us at the wall-clock limit), so the worker ends itself.
-const ORPHAN_AFTER: Duration = Duration::from_secs(5);
-
-/// Runs the worker until stdin closes. `memory_bytes` is each request's allowance.
-pub fn run(memory_bytes: usize) -> anyhow::Result<()> {
+/// Runs the worker until stdin closes. `memory_bytes` is each request's allowance;
+/// `time_limit` is the server's wall-clock limit. A request still running well past it
+/// means the server is gone (it would have killed us), so the worker ends itself.
+pub fn run(memory_bytes: usize, time_limit: Duration) -> anyhow::Result<()> {
     lower_priority();
     memory::start_counting();
     let busy_since = Arc::new(AtomicU64::new(0));
-    spawn_orphan_watchdog(Arc::clone(&busy_since));
+    spawn_orphan_watchdog(
+        Arc::clone(&busy_since),
+        time_limit.saturating_mul(4) + Duration::from_secs(2),
+    );
 
     let engine = ScriptEngine::new();
     let mut cache: HashMap<String, CompiledScript> = HashMap::new();
@@ -102,7 +103,7 @@ fn lower_priority() {
     }
 }
 
-fn spawn_orphan_watchdog(busy_since: Arc<AtomicU64>) {
+fn spawn_orphan_watchdog(busy_since: Arc<AtomicU64>, orphan_after: Duration) {
     let started = Instant::now();
     std::thread::spawn(move || {
         loop {
@@ -110,7 +111,7 @@ fn spawn_orphan_watchdog(busy_since: Arc<AtomicU64>) {
             let since = busy_since.load(Relaxed);
             if since > 0 {
                 let now = started.elapsed().as_millis() as u64;
-                if now.saturating_sub(since) > ORPHAN_AFTER.as_millis() as u64 {
+                if now.saturating_sub(since) > orphan_after.as_millis() as u64 {
                     std::process::exit(3);
                 }
             }

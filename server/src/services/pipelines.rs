@@ -167,6 +167,64 @@ pub async fn update(
     Ok(after)
 }
 
+/// Names the sales manager responsible for a pipeline's stage scripts (or nobody, which
+/// lets any sales manager edit them). Admins only.
+pub async fn set_manager(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    version: i32,
+    manager_id: Option<i64>,
+) -> AppResult<pipeline::Model> {
+    svc.authz
+        .require(actor, Resource::Pipeline, Action::Manage)
+        .await?;
+    let txn = begin_write(&svc.db).await?;
+    let before = pipeline::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("pipeline"))?;
+    if before.version != version {
+        return Err(AppError::stale_version("pipeline"));
+    }
+    if let Some(manager) = manager_id {
+        let user = accord_entities::user::Entity::find_by_id(manager)
+            .one(&txn)
+            .await?;
+        if !user.is_some_and(|u| u.active && u.role == accord_entities::user::Role::SalesManager) {
+            return Err(AppError::validation(
+                "managerId",
+                "the responsible manager must be an active sales manager",
+            ));
+        }
+    }
+    let mut active: pipeline::ActiveModel = before.clone().into();
+    active.manager_id = Set(manager_id);
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    let after = update_if_version::<pipeline::Entity, _>(
+        &txn,
+        active,
+        (pipeline::Column::Id, pipeline::Column::Version),
+        id,
+        version,
+        "pipeline",
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "set_manager",
+        "Pipeline",
+        id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
 /// Deletes a pipeline no opportunity uses (its stages go with it).
 pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> AppResult<()> {
     svc.authz

@@ -534,3 +534,91 @@ async fn a_script_acts_with_its_authors_permissions_at_most() {
         "A"
     );
 }
+
+#[tokio::test]
+async fn only_the_responsible_manager_edits_a_pipelines_scripts() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let maria = server.user("maria@example.com", Role::SalesManager).await;
+    let tom = server.user("tom@example.com", Role::SalesManager).await;
+    let rep = server.user("rep@example.com", Role::Rep).await;
+    let set = "mutation($id: ID!, $v: Int!, $m: ID) { setPipelineManager(id: $id, version: $v, managerId: $m) { pipeline { version manager { email } } } }";
+    // Only admins name the responsible manager, and only a sales manager can be one.
+    let maria_id = server.user_id(&maria).await;
+    let v = server
+        .gql(
+            Some(&tom),
+            set,
+            json!({ "id": f.pipeline_id, "v": 1, "m": maria_id }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "FORBIDDEN");
+    let rep_id = server.user_id(&rep).await;
+    let v = server
+        .gql(
+            Some(&f.token),
+            set,
+            json!({ "id": f.pipeline_id, "v": 1, "m": rep_id }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "VALIDATION");
+    let v = server
+        .gql(
+            Some(&f.token),
+            set,
+            json!({ "id": f.pipeline_id, "v": 1, "m": maria_id }),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["setPipelineManager"]["pipeline"]["manager"]["email"],
+        "maria@example.com"
+    );
+    let v = save(&server, &tom, &f.stages[2], "checklist(\"tom's\");").await;
+    assert_eq!(error_code(&v), "FORBIDDEN");
+    let v = save(&server, &maria, &f.stages[2], "checklist(\"maria's\");").await;
+    assert_eq!(data(&v)["saveStageScriptDraft"]["script"]["version"], 1);
+    // Back to nobody: any sales manager again.
+    let v = server
+        .gql(
+            Some(&f.token),
+            set,
+            json!({ "id": f.pipeline_id, "v": 2, "m": null }),
+        )
+        .await;
+    assert!(data(&v)["setPipelineManager"]["pipeline"]["manager"].is_null());
+    let v = save(&server, &tom, &f.stages[2], "checklist(\"tom's\");").await;
+    assert_eq!(data(&v)["saveStageScriptDraft"]["script"]["version"], 2);
+}
+
+/// With the wall clock out of the way, the memory cap alone stops growth, and says so.
+#[tokio::test]
+async fn memory_cap_stops_growth_before_a_generous_clock() {
+    let limits = accord::config::Limits {
+        script_time_ms: 20_000,
+        ..Default::default()
+    };
+    let server = TestServer::start_with(limits).await;
+    let token = server.admin().await;
+    for source in [
+        "let s = \"ab\"; loop { s += s; }",
+        "let a = [1, 2, 3]; loop { a += a; }",
+    ] {
+        let started = Instant::now();
+        let v = server
+            .gql(
+                Some(&token),
+                "query($s: String!) { validateStageScript(source: $s) { message } }",
+                json!({ "s": source }),
+            )
+            .await;
+        let message = data(&v)["validateStageScript"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains("memory limit") && message.contains("64 MiB"),
+            "{source}: {v:#}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(15), "{source}");
+    }
+}

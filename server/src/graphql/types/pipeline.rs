@@ -2,7 +2,7 @@ use accord_entities::{pipeline, stage};
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
-use super::StageKind;
+use super::{StageKind, User};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
 use crate::graphql::loaders::load_error;
@@ -22,6 +22,18 @@ impl Pipeline {
     }
     async fn version(&self) -> i32 {
         self.0.version
+    }
+    /// The sales manager responsible for the stage scripts (null: any sales manager).
+    async fn manager(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.0.manager_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .users
+            .load_one(id)
+            .await
+            .map_err(load_error)?
+            .map(User))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
