@@ -304,6 +304,7 @@ pub async fn convert(svc: &Services, actor: &Actor, input: Conversion) -> AppRes
     let opportunity = match input.opportunity {
         Some(o) => Some(
             opportunities::insert(
+                svc,
                 &txn,
                 actor,
                 &scope,

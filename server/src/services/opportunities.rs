@@ -108,7 +108,7 @@ pub async fn create(
         .await?;
     let scope = svc.authz.scope(actor).await;
     let txn = begin_write(&svc.db).await?;
-    let created = insert(&txn, actor, &scope, input).await?;
+    let created = insert(svc, &txn, actor, &scope, input).await?;
     txn.commit().await?;
     svc.events
         .opportunity(Operation::Created, &created, actor.user_id);
@@ -118,6 +118,7 @@ pub async fn create(
 /// Validates and inserts an opportunity with its entry transition and audit entry, inside
 /// the caller's transaction (also used by lead conversion).
 pub(crate) async fn insert<C: ConnectionTrait>(
+    svc: &Services,
     txn: &C,
     actor: &Actor,
     scope: &Scope,
@@ -141,29 +142,34 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         ));
     }
     let now = Utc::now();
-    let created = opportunity::ActiveModel {
-        id: NotSet,
-        name: Set(name),
-        account_id: Set(input.account_id),
-        owner_id: Set(owner_id),
-        pipeline_id: Set(input.pipeline_id),
-        stage_id: Set(stage.id),
-        amount_micros: Set(amount_micros),
-        currency: Set(currency),
-        expected_close_date: Set(input.expected_close_date),
-        source: Set(input.source),
-        grade: Set(input.grade),
-        lost_reason: Set(None),
-        stage_entered_at: Set(now),
-        closed_at: Set((stage.kind != StageKind::Open).then_some(now)),
-        territory_id: Set(territory_id),
-        created_at: Set(now),
-        updated_at: Set(now),
-        version: Set(1),
-    }
-    .insert(txn)
-    .await?;
-    log_transition(
+    let row = opportunity::Model {
+        id: 0,
+        name,
+        account_id: input.account_id,
+        owner_id,
+        pipeline_id: input.pipeline_id,
+        stage_id: stage.id,
+        amount_micros,
+        currency,
+        expected_close_date: input.expected_close_date,
+        source: input.source,
+        grade: input.grade,
+        lost_reason: None,
+        stage_entered_at: now,
+        closed_at: (stage.kind != StageKind::Open).then_some(now),
+        territory_id,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    // Entering the first stage is a stage entry like any other: its guard and actions
+    // apply (creating a deal straight into Negotiation must not skip Negotiation's guard).
+    let decision = stage_scripts::decide_entry(svc, txn, &row, &stage, now).await?;
+    let mut active: opportunity::ActiveModel = row.into();
+    active.id = NotSet;
+    stage_scripts::set_fields(&mut active, &decision, &stage.name)?;
+    let created = active.insert(txn).await?;
+    let transition_id = log_transition(
         txn,
         actor,
         Transition {
@@ -172,10 +178,11 @@ pub(crate) async fn insert<C: ConnectionTrait>(
             to: stage.id,
             at: now,
             seconds_in_previous: None,
-            script_id: None,
+            script_id: decision.script_id,
         },
     )
     .await?;
+    stage_scripts::apply_move(svc, txn, &decision, &created, &stage, transition_id, now).await?;
     audit::record(
         txn,
         Some(actor),

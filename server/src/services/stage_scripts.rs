@@ -440,6 +440,24 @@ fn context(
     stage: &str,
     at: DateTime<Utc>,
 ) -> StageContext {
+    context_from(
+        facts,
+        names,
+        event,
+        stage,
+        at,
+        Some(facts.stage_name.clone()),
+    )
+}
+
+fn context_from(
+    facts: &DealFacts,
+    names: &HashMap<i64, String>,
+    event: Event,
+    stage: &str,
+    at: DateTime<Utc>,
+    from_stage: Option<String>,
+) -> StageContext {
     let d = &facts.deal;
     let history: Vec<TransitionView> = facts
         .history
@@ -456,7 +474,7 @@ fn context(
     StageContext {
         event,
         now: at,
-        from_stage: Some(facts.stage_name.clone()),
+        from_stage,
         stage: stage.to_owned(),
         deal: DealView {
             id: d.id.to_string(),
@@ -541,8 +559,17 @@ pub(crate) async fn decide_move(
         exit: None,
     };
     if let Some(script) = entering {
-        let outcome =
-            run_for_move(svc, &script, deal, &names, Event::Enter, &target.name, now).await?;
+        let outcome = run_for_move(
+            svc,
+            &svc.db,
+            &script,
+            deal,
+            &names,
+            Event::Enter,
+            (&target.name, names.get(&deal.stage_id).cloned()),
+            now,
+        )
+        .await?;
         if let Some(message) = outcome.denial_message() {
             return Err(AppError::GuardDenied {
                 stage: target.name.clone(),
@@ -553,30 +580,83 @@ pub(crate) async fn decide_move(
     }
     if let Some(script) = leaving {
         let leaving_name = names.get(&deal.stage_id).cloned().unwrap_or_default();
-        let outcome =
-            run_for_move(svc, &script, deal, &names, Event::Exit, &leaving_name, now).await?;
+        let outcome = run_for_move(
+            svc,
+            &svc.db,
+            &script,
+            deal,
+            &names,
+            Event::Exit,
+            (&leaving_name, Some(leaving_name.clone())),
+            now,
+        )
+        .await?;
         decision.exit = Some((script.id, outcome));
     }
     Ok(decision)
 }
 
+/// Runs the entry stage's guard and entry actions for a deal being created (`deal` is
+/// the row about to be inserted; `db` is the creating transaction, so that an account
+/// created in it, by a lead conversion, is seen).
+pub(crate) async fn decide_entry<C: ConnectionTrait>(
+    svc: &Services,
+    db: &C,
+    deal: &opportunity::Model,
+    target: &stage::Model,
+    now: DateTime<Utc>,
+) -> AppResult<MoveDecision> {
+    let Some(script) = published(db, target.id).await? else {
+        return Ok(MoveDecision {
+            script_id: None,
+            enter: None,
+            exit: None,
+        });
+    };
+    let names = stage_names(db).await?;
+    let outcome = run_for_move(
+        svc,
+        db,
+        &script,
+        deal,
+        &names,
+        Event::Enter,
+        (&target.name, None),
+        now,
+    )
+    .await?;
+    if let Some(message) = outcome.denial_message() {
+        return Err(AppError::GuardDenied {
+            stage: target.name.clone(),
+            message,
+        });
+    }
+    Ok(MoveDecision {
+        script_id: Some(script.id),
+        enter: Some(outcome),
+        exit: None,
+    })
+}
+
 /// Runs one stage's script for a move with its author's permissions: the author's view
 /// of the deal, and field changes only on a deal the author may edit.
-async fn run_for_move(
+#[allow(clippy::too_many_arguments)]
+async fn run_for_move<C: ConnectionTrait>(
     svc: &Services,
+    db: &C,
     script: &stage_script::Model,
     deal: &opportunity::Model,
     names: &HashMap<i64, String>,
     event: Event,
-    stage: &str,
+    (stage, from_stage): (&str, Option<String>),
     now: DateTime<Utc>,
 ) -> AppResult<Outcome> {
     let author = author_scope(svc, script.author_id).await?;
-    let facts = facts(&svc.db, &author, vec![deal.clone()]).await?;
+    let facts = facts(db, &author, vec![deal.clone()]).await?;
     let Some(facts) = facts.first() else {
         return Err(AppError::NotFound("opportunity"));
     };
-    let ctx = context(facts, names, event, stage, now);
+    let ctx = context_from(facts, names, event, stage, now, from_stage);
     let outcome = match svc.sandbox.evaluate(&script.source, ctx).await {
         Ok(outcome) => outcome,
         Err(err) => return Err(script_failed(stage, err)?),

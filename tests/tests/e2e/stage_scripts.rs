@@ -622,3 +622,40 @@ async fn memory_cap_stops_growth_before_a_generous_clock() {
         assert!(started.elapsed() < Duration::from_secs(15), "{source}");
     }
 }
+
+/// Creating a deal enters its first stage: the guard and actions of that stage apply,
+/// whichever stage the deal is created in.
+#[tokio::test]
+async fn creating_a_deal_runs_the_entered_stages_script() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    publish_new(&server, &f.token, &f.stages[3], NEGOTIATION).await;
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[0],
+        "require(deal.source != (), \"a lead source\"); if event == \"enter\" { task(\"owner\", \"Qualify \" + deal.name, after_days(1)); }",
+    )
+    .await;
+    let create = "mutation($i: CreateOpportunityInput!) { createOpportunity(input: $i) { opportunity { stage { name } stageHistory { script } tasks { title } } } }";
+    let input = |stage: Option<&str>, source: Option<&str>| {
+        json!({ "i": { "name": "Fresh", "accountId": f.account_id, "pipelineId": f.pipeline_id,
+            "stageId": stage, "source": source, "amount": "1000", "currency": "EUR", "expectedCloseDate": "2027-03-31" } })
+    };
+    let count = "{ opportunities { totalCount } }";
+    // Straight into Negotiation without an economic buyer: refused, nothing created.
+    let v = server
+        .gql(Some(&f.token), create, input(Some(&f.stages[3]), Some("WEB")))
+        .await;
+    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
+    // Into the entry stage without a source: refused too.
+    let v = server.gql(Some(&f.token), create, input(None, None)).await;
+    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
+    let v = server.gql(Some(&f.token), count, json!({})).await;
+    assert_eq!(data(&v)["opportunities"]["totalCount"], 0);
+    // With a source: created, and the entry stage's task is there.
+    let v = server.gql(Some(&f.token), create, input(None, Some("WEB"))).await;
+    let o = &data(&v)["createOpportunity"]["opportunity"];
+    assert_eq!(o["tasks"], json!([{ "title": "Qualify Fresh" }]));
+    assert!(o["stageHistory"][0]["script"].is_string());
+}
