@@ -304,7 +304,8 @@ pub async fn run(
         .to_owned();
     let v = gql(http, &url, Some(&token), r#"mutation { createPipeline(input: {name: "Bench", stages: [
         {name: "Qualify", probability: 10, kind: OPEN}, {name: "Proposal", probability: 50, kind: OPEN},
-        {name: "Negotiation", probability: 75, kind: OPEN}, {name: "Won", probability: 100, kind: WON}]}) {
+        {name: "Negotiation", probability: 75, kind: OPEN}, {name: "Review", probability: 80, kind: OPEN},
+        {name: "Legal", probability: 90, kind: OPEN}, {name: "Won", probability: 100, kind: WON}]}) {
         pipeline { id stages { id } } } }"#, json!({})).await?;
     let pipeline = v["data"]["createPipeline"]["pipeline"]["id"]
         .as_str()
@@ -326,6 +327,10 @@ pub async fn run(
         (stage_ids[1].clone(), number(&stage_ids[1])?),
         (stage_ids[2].clone(), number(&stage_ids[2])?),
     ];
+    let plain_stages = [
+        (stage_ids[3].clone(), number(&stage_ids[3])?),
+        (stage_ids[4].clone(), number(&stage_ids[4])?),
+    ];
     for (stage, _) in &stages {
         let v = gql(http, &url, Some(&token), "mutation($s: ID!, $src: String!) { saveStageScriptDraft(input: {stageId: $s, source: $src}) { script { id } problems { message } } }", json!({ "s": stage, "src": SCRIPT })).await?;
         let id = v["data"]["saveStageScriptDraft"]["script"]["id"].clone();
@@ -342,28 +347,27 @@ pub async fn run(
     let account = v["data"]["createAccount"]["account"]["id"].clone();
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
     let per_client = 8;
-    let mut accord_deals: Vec<Vec<Deal>> = Vec::new();
-    let mut raw_deals: Vec<Vec<Deal>> = Vec::new();
-    for c in 0..max_clients * 2 {
-        let mut mine = Vec::new();
-        for d in 0..per_client {
-            let v = gql(http, &url, Some(&token), "mutation($a: ID!, $p: ID!, $n: String!) { createOpportunity(input: {name: $n, accountId: $a, pipelineId: $p, amount: \"48000\", currency: \"EUR\", expectedCloseDate: \"2027-06-30\"}) { opportunity { id version } } }", json!({ "a": account, "p": pipeline, "n": format!("Deal {c}-{d}") })).await?;
-            let o = &v["data"]["createOpportunity"]["opportunity"];
-            let gid = o["id"].as_str().context("id")?.to_owned();
-            mine.push(Deal {
-                id: number(&gid)?,
-                gid,
-                version: o["version"].as_i64().context("version")?,
-                at_first: false,
-            });
-        }
-        if c < max_clients {
-            accord_deals.push(mine);
-        } else {
-            raw_deals.push(mine);
+    // Three groups of deals: moved by Accord between scripted stages, by Accord between
+    // stages without scripts, and by the raw endpoint. Each client owns its own deals.
+    let mut groups: [Vec<Vec<Deal>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for (g, group) in groups.iter_mut().enumerate() {
+        for c in 0..max_clients {
+            let mut mine = Vec::new();
+            for d in 0..per_client {
+                let v = gql(http, &url, Some(&token), "mutation($a: ID!, $p: ID!, $n: String!) { createOpportunity(input: {name: $n, accountId: $a, pipelineId: $p, amount: \"48000\", currency: \"EUR\", expectedCloseDate: \"2027-06-30\"}) { opportunity { id version } } }", json!({ "a": account, "p": pipeline, "n": format!("Deal {g}-{c}-{d}") })).await?;
+                let o = &v["data"]["createOpportunity"]["opportunity"];
+                let gid = o["id"].as_str().context("id")?.to_owned();
+                mine.push(Deal {
+                    id: number(&gid)?,
+                    gid,
+                    version: o["version"].as_i64().context("version")?,
+                    at_first: false,
+                });
+            }
+            group.push(mine);
         }
     }
-    // Deals start in Qualify; their first move puts them on the two-stage circuit.
+    // Deals start in Qualify; their first move puts them on their two-stage circuit.
     let raw_db = accord::db::connect(&db_args, &accord::metrics::Metrics::new()).await?;
     let raw_app = Router::new()
         .route("/move", post(raw_move))
@@ -373,46 +377,65 @@ pub async fn run(
     tokio::spawn(async move { axum::serve(listener, raw_app).await });
 
     println!(
-        "Stage moves end to end ({per_client} deals per client, each moving between two scripted stages; {} rounds x {} s, alternating):\n",
+        "Stage moves end to end ({per_client} deals per client moving back and forth between two stages; {} rounds x {} s per target, alternating):\n",
         args.rounds, args.seconds
     );
     println!(
-        "| clients | target | moves/s | p50 ms | p99 ms | Accord/raw |\n|---:|---|---:|---:|---:|---:|"
+        "| clients | target | moves/s | p50 ms | p99 ms | SQL stmts/move | vs raw |\n|---:|---|---:|---:|---:|---:|---:|"
     );
+    let names = [
+        "accord, scripted stages",
+        "accord, stages without scripts",
+        "raw UPDATE + INSERT",
+    ];
+    let circuits = [&stages, &plain_stages, &stages];
+    let metrics = &server.state.metrics;
     for &clients in &args.clients {
-        let mut accord = (Vec::new(), 0.0);
-        let mut raw = (Vec::new(), 0.0);
-        for _ in 0..args.rounds {
-            let mut a_in = std::mem::take(&mut accord_deals);
-            let a_rest = a_in.split_off(clients.min(a_in.len()));
-            let (l, t, back) =
-                drive_moves(http, &url, Some(&token), &stages, a_in, args.seconds, false).await?;
-            accord.0.extend(l);
-            accord.1 += t.as_secs_f64();
-            accord_deals = back.into_iter().chain(a_rest).collect();
-            let mut r_in = std::mem::take(&mut raw_deals);
-            let r_rest = r_in.split_off(clients.min(r_in.len()));
-            let (l, t, back) =
-                drive_moves(http, &raw_url, None, &stages, r_in, args.seconds, true).await?;
-            raw.0.extend(l);
-            raw.1 += t.as_secs_f64();
-            raw_deals = back.into_iter().chain(r_rest).collect();
+        let mut rows: Vec<(Vec<Duration>, f64, u64)> = vec![(Vec::new(), 0.0, 0); 3];
+        for round in 0..args.rounds {
+            for k in 0..3 {
+                let g = (k + round) % 3;
+                let mut deals = std::mem::take(&mut groups[g]);
+                let rest = deals.split_off(clients.min(deals.len()));
+                let raw = g == 2;
+                let before = metrics.statements();
+                let (l, t, back) = drive_moves(
+                    http,
+                    if raw { &raw_url } else { &url },
+                    (!raw).then_some(token.as_str()),
+                    circuits[g],
+                    deals,
+                    args.seconds,
+                    raw,
+                )
+                .await?;
+                rows[g].2 += metrics.statements() - before;
+                rows[g].0.extend(l);
+                rows[g].1 += t.as_secs_f64();
+                groups[g] = back.into_iter().chain(rest).collect();
+            }
         }
-        accord.0.sort();
-        raw.0.sort();
-        let a_rate = accord.0.len() as f64 / accord.1;
-        let r_rate = raw.0.len() as f64 / raw.1;
-        println!(
-            "| {clients} | accord | {a_rate:.0} | {:.2} | {:.2} | {:.2}x |",
-            ms(percentile(&accord.0, 0.5)),
-            ms(percentile(&accord.0, 0.99)),
-            a_rate / r_rate
-        );
-        println!(
-            "| {clients} | raw UPDATE + INSERT | {r_rate:.0} | {:.2} | {:.2} | |",
-            ms(percentile(&raw.0, 0.5)),
-            ms(percentile(&raw.0, 0.99))
-        );
+        let raw_rate = rows[2].0.len() as f64 / rows[2].1;
+        for (g, (latencies, seconds, statements)) in rows.iter_mut().enumerate() {
+            latencies.sort();
+            let rate = latencies.len() as f64 / *seconds;
+            let per_move = if g == 2 {
+                "2".to_owned()
+            } else {
+                format!("{:.1}", *statements as f64 / latencies.len().max(1) as f64)
+            };
+            let ratio = if g == 2 {
+                String::new()
+            } else {
+                format!("{:.2}x", rate / raw_rate)
+            };
+            println!(
+                "| {clients} | {} | {rate:.0} | {:.2} | {:.2} | {per_move} | {ratio} |",
+                names[g],
+                ms(percentile(latencies, 0.5)),
+                ms(percentile(latencies, 0.99)),
+            );
+        }
     }
     drop(server);
 

@@ -3,6 +3,7 @@
 //! deal moves (guard, actions). Scripts only ever run in the sandbox.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use accord_entities::lead::{Grade, LeadSource};
 use accord_entities::opportunity_contact_role as role;
@@ -36,6 +37,8 @@ use crate::sandbox::SandboxError;
 use crate::services::validate::optional_text;
 use crate::services::{Services, audit};
 
+/// The most recent stage moves a script sees in `history`.
+pub const HISTORY_MAX: usize = 50;
 /// Longest version note, in characters.
 pub const NOTE_MAX: usize = 500;
 /// Most transitions one replay reads.
@@ -380,13 +383,19 @@ async fn facts<C: ConnectionTrait>(
             });
     }
     let mut history: HashMap<i64, Vec<stage_transition::Model>> = HashMap::new();
-    for t in stage_transition::Entity::find()
+    // One deal (a move, a dry run) needs only the latest moves a script is shown;
+    // several (a replay) need all of them, to cut each at its own moment.
+    let rows = stage_transition::Entity::find()
         .filter(stage_transition::Column::OpportunityId.is_in(ids.clone()))
-        .order_by_asc(stage_transition::Column::TransitionedAt)
-        .order_by_asc(stage_transition::Column::Id)
+        .order_by_desc(stage_transition::Column::TransitionedAt)
+        .order_by_desc(stage_transition::Column::Id)
+        .apply_if(
+            (ids.len() == 1).then_some(HISTORY_MAX as u64),
+            QuerySelect::limit,
+        )
         .all(db)
-        .await?
-    {
+        .await?;
+    for t in rows.into_iter().rev() {
         history.entry(t.opportunity_id).or_default().push(t);
     }
     let mut notes: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
@@ -459,10 +468,9 @@ fn context_from(
     from_stage: Option<String>,
 ) -> StageContext {
     let d = &facts.deal;
-    let history: Vec<TransitionView> = facts
-        .history
+    let upto = facts.history.partition_point(|t| t.transitioned_at <= at);
+    let history: Vec<TransitionView> = facts.history[upto.saturating_sub(HISTORY_MAX)..upto]
         .iter()
-        .filter(|t| t.transitioned_at <= at)
         .map(|t| TransitionView {
             from: t.from_stage_id.and_then(|s| names.get(&s).cloned()),
             to: names.get(&t.to_stage_id).cloned().unwrap_or_default(),
@@ -543,8 +551,16 @@ pub(crate) async fn decide_move(
     target: &stage::Model,
     now: DateTime<Utc>,
 ) -> AppResult<MoveDecision> {
-    let entering = published(&svc.db, target.id).await?;
-    let leaving = published(&svc.db, deal.stage_id).await?;
+    let mut scripts = stage_script::Entity::find()
+        .filter(stage_script::Column::StageId.is_in([target.id, deal.stage_id]))
+        .filter(stage_script::Column::Status.eq(ScriptStatus::Published))
+        .all(&svc.db)
+        .await?;
+    let entering = scripts
+        .iter()
+        .position(|s| s.stage_id == target.id)
+        .map(|i| scripts.swap_remove(i));
+    let leaving = scripts.pop();
     if entering.is_none() && leaving.is_none() {
         return Ok(MoveDecision {
             script_id: None,
@@ -553,6 +569,7 @@ pub(crate) async fn decide_move(
         });
     }
     let names = stage_names(&svc.db).await?;
+    let mut views = AuthorViews::default();
     let mut decision = MoveDecision {
         script_id: entering.as_ref().map(|s| s.id),
         enter: None,
@@ -562,6 +579,7 @@ pub(crate) async fn decide_move(
         let outcome = run_for_move(
             svc,
             &svc.db,
+            &mut views,
             &script,
             deal,
             &names,
@@ -583,6 +601,7 @@ pub(crate) async fn decide_move(
         let outcome = run_for_move(
             svc,
             &svc.db,
+            &mut views,
             &script,
             deal,
             &names,
@@ -617,6 +636,7 @@ pub(crate) async fn decide_entry<C: ConnectionTrait>(
     let outcome = run_for_move(
         svc,
         db,
+        &mut AuthorViews::default(),
         &script,
         deal,
         &names,
@@ -644,6 +664,7 @@ pub(crate) async fn decide_entry<C: ConnectionTrait>(
 async fn run_for_move<C: ConnectionTrait>(
     svc: &Services,
     db: &C,
+    views: &mut AuthorViews,
     script: &stage_script::Model,
     deal: &opportunity::Model,
     names: &HashMap<i64, String>,
@@ -651,12 +672,8 @@ async fn run_for_move<C: ConnectionTrait>(
     (stage, from_stage): (&str, Option<String>),
     now: DateTime<Utc>,
 ) -> AppResult<Outcome> {
-    let author = author_scope(svc, script.author_id).await?;
-    let facts = facts(db, &author, vec![deal.clone()]).await?;
-    let Some(facts) = facts.first() else {
-        return Err(AppError::NotFound("opportunity"));
-    };
-    let ctx = context_from(facts, names, event, stage, now, from_stage);
+    let (author, facts) = views.of(svc, db, script.author_id, deal).await?;
+    let ctx = context_from(&facts, names, event, stage, now, from_stage);
     let outcome = match svc.sandbox.evaluate(&script.source, ctx).await {
         Ok(outcome) => outcome,
         Err(err) => return Err(script_failed(stage, err)?),
@@ -676,16 +693,45 @@ async fn run_for_move<C: ConnectionTrait>(
     Ok(outcome)
 }
 
+/// Each script author's view of the moving deal, loaded once per move even when the
+/// leaving and the entering stage's scripts share an author (the usual case).
+#[derive(Default)]
+pub(crate) struct AuthorViews(Vec<(Option<i64>, Arc<Scope>, Arc<DealFacts>)>);
+
+impl AuthorViews {
+    async fn of<C: ConnectionTrait>(
+        &mut self,
+        svc: &Services,
+        db: &C,
+        author: Option<i64>,
+        deal: &opportunity::Model,
+    ) -> AppResult<(Arc<Scope>, Arc<DealFacts>)> {
+        if let Some((_, scope, facts)) = self.0.iter().find(|(a, _, _)| *a == author) {
+            return Ok((Arc::clone(scope), Arc::clone(facts)));
+        }
+        let scope = author_scope(svc, author).await?;
+        let facts = facts(db, &scope, vec![deal.clone()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(AppError::NotFound("opportunity"))?;
+        let facts = Arc::new(facts);
+        self.0
+            .push((author, Arc::clone(&scope), Arc::clone(&facts)));
+        Ok((scope, facts))
+    }
+}
+
 /// What a script's author may see; a script whose author is gone sees what an admin
 /// sees only if an admin published it, otherwise nothing beyond the deal itself.
-async fn author_scope(svc: &Services, author_id: Option<i64>) -> AppResult<std::sync::Arc<Scope>> {
+async fn author_scope(svc: &Services, author_id: Option<i64>) -> AppResult<Arc<Scope>> {
     let author = match author_id {
         Some(id) => user::Entity::find_by_id(id).one(&svc.db).await?,
         None => None,
     };
     Ok(match author {
         Some(u) if u.active => svc.authz.scope_of(u.id, u.role).await,
-        _ => std::sync::Arc::new(Scope::nothing()),
+        _ => Arc::new(Scope::nothing()),
     })
 }
 
@@ -758,14 +804,26 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
     if target.kind != StageKind::Open {
         cancel_pending(txn, deal.id).await?;
     }
-    let last_activity = note::Entity::find()
-        .select_only()
-        .column_as(note::Column::CreatedAt.max(), "last")
-        .filter(note::Column::OpportunityId.eq(deal.id))
-        .into_tuple::<Option<DateTime<Utc>>>()
-        .one(txn)
-        .await?
-        .flatten();
+    let hangs_on_activity = decision.outcomes().any(|o| {
+        o.actions.iter().any(|a| match a {
+            Action::Remind { timing, .. } | Action::Task { timing, .. } => {
+                timing.anchor == Anchor::LastActivity
+            }
+            _ => false,
+        })
+    });
+    let last_activity = if hangs_on_activity {
+        note::Entity::find()
+            .select_only()
+            .column_as(note::Column::CreatedAt.max(), "last")
+            .filter(note::Column::OpportunityId.eq(deal.id))
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(txn)
+            .await?
+            .flatten()
+    } else {
+        None
+    };
     let runs = decision
         .exit
         .iter()
@@ -1271,7 +1329,7 @@ pub async fn replay(
 }
 
 /// Tasks (and approval requests) on a deal.
-pub async fn open_tasks<C: ConnectionTrait>(db: &C, deal_id: i64) -> AppResult<Vec<task::Model>> {
+pub async fn tasks_of<C: ConnectionTrait>(db: &C, deal_id: i64) -> AppResult<Vec<task::Model>> {
     Ok(task::Entity::find()
         .filter(task::Column::OpportunityId.eq(deal_id))
         .order_by_asc(task::Column::Id)

@@ -645,7 +645,11 @@ async fn creating_a_deal_runs_the_entered_stages_script() {
     let count = "{ opportunities { totalCount } }";
     // Straight into Negotiation without an economic buyer: refused, nothing created.
     let v = server
-        .gql(Some(&f.token), create, input(Some(&f.stages[3]), Some("WEB")))
+        .gql(
+            Some(&f.token),
+            create,
+            input(Some(&f.stages[3]), Some("WEB")),
+        )
         .await;
     assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
     // Into the entry stage without a source: refused too.
@@ -654,7 +658,9 @@ async fn creating_a_deal_runs_the_entered_stages_script() {
     let v = server.gql(Some(&f.token), count, json!({})).await;
     assert_eq!(data(&v)["opportunities"]["totalCount"], 0);
     // With a source: created, and the entry stage's task is there.
-    let v = server.gql(Some(&f.token), create, input(None, Some("WEB"))).await;
+    let v = server
+        .gql(Some(&f.token), create, input(None, Some("WEB")))
+        .await;
     let o = &data(&v)["createOpportunity"]["opportunity"];
     assert_eq!(o["tasks"], json!([{ "title": "Qualify Fresh" }]));
     assert!(o["stageHistory"][0]["script"].is_string());

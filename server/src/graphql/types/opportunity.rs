@@ -148,13 +148,11 @@ impl Opportunity {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<crate::graphql::stage_scripts::Task>> {
         let svc = crate::graphql::services(ctx);
-        Ok(
-            crate::services::stage_scripts::open_tasks(&svc.db, self.0.id)
-                .await?
-                .into_iter()
-                .map(crate::graphql::stage_scripts::Task)
-                .collect(),
-        )
+        Ok(crate::services::stage_scripts::tasks_of(&svc.db, self.0.id)
+            .await?
+            .into_iter()
+            .map(crate::graphql::stage_scripts::Task)
+            .collect())
     }
     /// Every stage change, oldest first, starting with the entry stage.
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
