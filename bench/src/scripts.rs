@@ -237,7 +237,9 @@ pub async fn run(
     let sandbox = &scale_server.state.services.sandbox;
     let context = StageContext::sample(Event::Enter, "Negotiation");
     for _ in 0..200 {
-        sandbox.evaluate(SCRIPT, context.clone()).await?;
+        sandbox
+            .evaluate(accord::sandbox::Lane::Moves, SCRIPT, context.clone())
+            .await?;
     }
     let runs = 3000;
     let mut sandboxed = Vec::with_capacity(runs);
@@ -248,7 +250,9 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for _ in 0..runs {
         let t0 = Instant::now();
-        sandbox.evaluate(SCRIPT, context.clone()).await?;
+        sandbox
+            .evaluate(accord::sandbox::Lane::Moves, SCRIPT, context.clone())
+            .await?;
         sandboxed.push(t0.elapsed());
         let t0 = Instant::now();
         engine

@@ -31,6 +31,8 @@ pub struct Model {
     pub author_id: Option<i64>,
     pub created_at: DateTimeUtc,
     pub published_at: Option<DateTimeUtc>,
+    /// Who published it last: the script runs with this user's permissions at most.
+    pub published_by: Option<i64>,
     pub archived_at: Option<DateTimeUtc>,
 }
 

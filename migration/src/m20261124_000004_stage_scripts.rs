@@ -20,6 +20,7 @@ enum StageScripts {
     AuthorId,
     CreatedAt,
     PublishedAt,
+    PublishedBy,
     ArchivedAt,
 }
 
@@ -119,6 +120,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(StageScripts::AuthorId))
                     .col(timestamp_with_time_zone(StageScripts::CreatedAt))
                     .col(timestamp_with_time_zone_null(StageScripts::PublishedAt))
+                    .col(big_integer_null(StageScripts::PublishedBy))
                     .col(timestamp_with_time_zone_null(StageScripts::ArchivedAt))
                     .foreign_key(&mut fk(
                         "fk_stage_scripts_stage",

@@ -200,7 +200,8 @@ impl ScriptEngine {
             let known = fields_of("deal").unwrap_or_default();
             if !known.contains(&field) {
                 return refuse(format!(
-                    "unknown deal field `{field}`; known fields: {}",
+                    "unknown deal field `{}`; known fields: {}",
+                    shown(field),
                     known.join(", ")
                 ));
             }
@@ -244,7 +245,8 @@ impl ScriptEngine {
                     let allowed: Vec<&str> =
                         SettableField::ALL.iter().map(|f| f.as_str()).collect();
                     return refuse(format!(
-                        "`{field}` cannot be set by a script; allowed: {}",
+                        "`{}` cannot be set by a script; allowed: {}",
+                        shown(field),
                         allowed.join(", ")
                     ));
                 };
@@ -266,7 +268,8 @@ impl ScriptEngine {
         engine.register_fn("has_role", move |kind: &str| -> HostResult<bool> {
             if !CONTACT_ROLES.contains(&kind) {
                 return refuse(format!(
-                    "unknown contact role `{kind}`; known roles: {}",
+                    "unknown contact role `{}`; known roles: {}",
+                    shown(kind),
                     CONTACT_ROLES.join(", ")
                 ));
             }
@@ -337,10 +340,24 @@ impl ScriptEngine {
     }
 }
 
+/// A script's own words, as quoted back in an error: short, whatever it passed.
+fn shown(text: &str) -> String {
+    const SHOWN: usize = 40;
+    if text.chars().count() <= SHOWN {
+        text.to_owned()
+    } else {
+        text.chars().take(SHOWN).chain("…".chars()).collect()
+    }
+}
+
+/// Longest diagnostic message returned, in characters (a script can `throw` anything).
+pub const MAX_DIAGNOSTIC: usize = 500;
+
 fn recipient(to: &str) -> HostResult<Recipient> {
     Recipient::parse(to).ok_or_else(|| {
         format!(
-            "unknown recipient `{to}`; use \"owner\", \"territory_manager\" or \"role:<admin|sales_manager|rep>\""
+            "unknown recipient `{}`; use \"owner\", \"territory_manager\" or \"role:<admin|sales_manager|rep>\"",
+            shown(to)
         )
         .into()
     })
@@ -349,9 +366,22 @@ fn recipient(to: &str) -> HostResult<Recipient> {
 /// Keeps the position of the innermost error (a host function's refusal is wrapped in
 /// the call that made it) and its own words.
 fn runtime_diagnostic(err: EvalAltResult) -> Diagnostic {
+    let mut d = innermost(err);
+    if d.message.chars().count() > MAX_DIAGNOSTIC {
+        d.message = d
+            .message
+            .chars()
+            .take(MAX_DIAGNOSTIC)
+            .chain("…".chars())
+            .collect();
+    }
+    d
+}
+
+fn innermost(err: EvalAltResult) -> Diagnostic {
     let position = err.position();
     match err {
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => runtime_diagnostic(*inner),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => innermost(*inner),
         EvalAltResult::ErrorRuntime(value, pos) => Diagnostic::at(value.to_string(), pos),
         other => Diagnostic::at(
             other.to_string().replace(&format!(" ({position})"), ""),
@@ -381,7 +411,8 @@ fn pre_scan(source: &str) -> Result<(), Diagnostic> {
             column = 0;
         }
         match c {
-            '"' | '`' | '\'' => {
+            // Backtick strings are scanned like code: `${...}` interpolates expressions.
+            '"' | '\'' => {
                 // Skip the literal, honouring backslash escapes.
                 while let Some(inner) = chars.next() {
                     column += 1;

@@ -14,6 +14,37 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Checks an outcome against the limits the host functions enforce. The server runs
+    /// this on every answer from a worker, which ran untrusted code and is not trusted
+    /// either.
+    pub fn check_limits(&self) -> Result<(), String> {
+        use crate::engine::{MAX_OFFSET_DAYS, MAX_OUTPUTS, MAX_TEXT};
+        let count =
+            self.denials.len() + self.checklist.len() + self.key_fields.len() + self.actions.len();
+        if count > MAX_OUTPUTS {
+            return Err(format!("more than {MAX_OUTPUTS} outputs"));
+        }
+        let long = |t: &str| t.chars().count() > MAX_TEXT;
+        let max_offset = MAX_OFFSET_DAYS * 24 * 60;
+        let bad_timing = |t: &Timing| t.offset_minutes.abs() > max_offset;
+        let known = crate::context::fields_of("deal").unwrap_or_default();
+        let bad = self.denials.iter().any(|d| long(d))
+            || self.checklist.iter().any(|i| long(&i.text))
+            || self.key_fields.iter().any(|f| !known.contains(&f.as_str()))
+            || self.actions.iter().any(|a| match a {
+                Action::Remind {
+                    timing, message, ..
+                } => bad_timing(timing) || long(message),
+                Action::Task { timing, title, .. } => bad_timing(timing) || long(title),
+                Action::SetField { value, .. } => long(value),
+                Action::RequireApproval { reason } => long(reason),
+            });
+        if bad {
+            return Err("an output beyond the script limits".into());
+        }
+        Ok(())
+    }
+
     pub fn allowed(&self) -> bool {
         self.denials.is_empty()
     }

@@ -67,11 +67,31 @@ pub enum SandboxError {
     Unavailable(String),
 }
 
+/// Which work a request belongs to. Each lane has its own workers, so that authoring
+/// tools (validate, dry-run, replay), however hostile the script under test, never hold
+/// up stage moves, and the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Stage moves, deal creation, guidance: published scripts.
+    Moves,
+    /// Validation, dry-runs and replays: drafts, possibly hostile.
+    Authoring,
+}
+
 pub struct Sandbox {
     config: SandboxConfig,
+    lanes: [Pool; 2],
+}
+
+struct Pool {
     idle: Mutex<Vec<Worker>>,
     slots: Semaphore,
 }
+
+/// The longest a request waits for a free worker before the sandbox answers "busy".
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// The largest reply a worker may send; a longer one ends the worker.
+const MAX_REPLY_BYTES: u64 = 1024 * 1024;
 
 struct Worker {
     child: Child,
@@ -84,9 +104,12 @@ const STDERR_KEPT: usize = 4096;
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Arc<Sandbox> {
-        Arc::new(Sandbox {
+        let pool = || Pool {
             slots: Semaphore::new(config.workers.max(1)),
             idle: Mutex::new(Vec::new()),
+        };
+        Arc::new(Sandbox {
+            lanes: [pool(), pool()],
             config,
         })
     }
@@ -96,82 +119,117 @@ impl Sandbox {
     }
 
     /// Compiles and checks `source` (size, nesting, syntax, unknown fields).
-    pub async fn compile(&self, source: &str) -> Result<(), SandboxError> {
+    pub async fn compile(&self, lane: Lane, source: &str) -> Result<(), SandboxError> {
         match self
-            .call(&Request::Compile {
-                source: source.to_owned(),
-            })
+            .call(
+                lane,
+                &Request::Compile {
+                    source: source.to_owned(),
+                },
+            )
             .await?
         {
             Reply::Compiled => Ok(()),
-            Reply::Failed(problems) => Err(SandboxError::Script(problems)),
+            Reply::Failed(problems) => Err(SandboxError::Script(bounded(problems))),
             Reply::Evaluated(_) => Err(SandboxError::Unavailable("unexpected reply".into())),
         }
     }
 
     pub async fn evaluate(
         &self,
+        lane: Lane,
         source: &str,
         context: StageContext,
     ) -> Result<Outcome, SandboxError> {
         match self
-            .call(&Request::Evaluate {
-                source: source.to_owned(),
-                context: Box::new(context),
-            })
+            .call(
+                lane,
+                &Request::Evaluate {
+                    source: source.to_owned(),
+                    context: Box::new(context),
+                },
+            )
             .await?
         {
-            Reply::Evaluated(outcome) => Ok(outcome),
-            Reply::Failed(problems) => Err(SandboxError::Script(problems)),
+            Reply::Evaluated(outcome) => match outcome.check_limits() {
+                Ok(()) => Ok(outcome),
+                Err(broken) => Err(SandboxError::Script(vec![limit(format!(
+                    "output limit: the script's answer holds {broken}"
+                ))])),
+            },
+            Reply::Failed(problems) => Err(SandboxError::Script(bounded(problems))),
             Reply::Compiled => Err(SandboxError::Unavailable("unexpected reply".into())),
         }
     }
 
-    async fn call(&self, request: &Request) -> Result<Reply, SandboxError> {
-        let _slot = self
-            .slots
-            .acquire()
+    async fn call(&self, lane: Lane, request: &Request) -> Result<Reply, SandboxError> {
+        let pool = &self.lanes[lane as usize];
+        let _slot = tokio::time::timeout(QUEUE_WAIT, pool.slots.acquire())
             .await
+            .map_err(|_| {
+                SandboxError::Script(vec![limit(format!(
+                    "sandbox busy: no script worker was free within {} s; try again",
+                    QUEUE_WAIT.as_secs()
+                ))])
+            })?
             .map_err(|e| SandboxError::Unavailable(e.to_string()))?;
-        let idle = self.idle.lock().pop();
-        let mut worker = match idle {
-            Some(worker) => worker,
-            None => self.spawn().await?,
-        };
         let mut line =
             serde_json::to_vec(request).map_err(|e| SandboxError::Unavailable(e.to_string()))?;
         line.push(b'\n');
-        let exchange = async {
-            worker.stdin.write_all(&line).await?;
-            worker.stdin.flush().await?;
-            let mut reply = String::new();
-            worker.stdout.read_line(&mut reply).await?;
-            Ok::<String, std::io::Error>(reply)
-        };
-        match tokio::time::timeout(self.config.time_limit, exchange).await {
-            Ok(Ok(reply)) if !reply.is_empty() => {
-                let parsed = serde_json::from_str(&reply)
-                    .map_err(|e| SandboxError::Unavailable(format!("bad reply: {e}")));
-                if parsed.is_ok() {
-                    self.idle.lock().push(worker);
+        // A worker that sat idle may have died meanwhile (killed from outside); if it
+        // fails before answering, the request gets one fresh worker.
+        let mut reused = pool.idle.lock().pop();
+        loop {
+            let was_reused = reused.is_some();
+            let mut worker = match reused.take() {
+                Some(worker) => worker,
+                None => self.spawn().await?,
+            };
+            worker.stderr.lock().clear();
+            let exchange = async {
+                worker.stdin.write_all(&line).await?;
+                worker.stdin.flush().await?;
+                let mut reply = String::new();
+                (&mut worker.stdout)
+                    .take(MAX_REPLY_BYTES)
+                    .read_line(&mut reply)
+                    .await?;
+                Ok::<String, std::io::Error>(reply)
+            };
+            match tokio::time::timeout(self.config.time_limit, exchange).await {
+                Ok(Ok(reply)) if reply.ends_with('\n') => {
+                    let parsed = serde_json::from_str(&reply)
+                        .map_err(|e| SandboxError::Unavailable(format!("bad reply: {e}")));
+                    if parsed.is_ok() {
+                        pool.idle.lock().push(worker);
+                    }
+                    return parsed;
                 }
-                parsed
-            }
-            Ok(_) => Err(self.died(worker).await),
-            Err(_elapsed) => {
-                let _ = worker.child.start_kill();
-                let _ = worker.child.wait().await;
-                Err(SandboxError::Script(vec![limit(format!(
-                    "time limit: the script ran longer than {} ms and was stopped",
-                    self.config.time_limit.as_millis()
-                ))]))
+                Ok(Ok(reply)) if reply.len() as u64 >= MAX_REPLY_BYTES => {
+                    end(worker).await;
+                    return Err(SandboxError::Script(vec![limit(format!(
+                        "output limit: the script's answer exceeded {} KiB",
+                        MAX_REPLY_BYTES / 1024
+                    ))]));
+                }
+                Ok(Ok(reply)) if reply.is_empty() && was_reused => end(worker).await,
+                Ok(Err(_)) if was_reused => end(worker).await,
+                Ok(_) => return Err(self.died(worker).await),
+                Err(_elapsed) => {
+                    end(worker).await;
+                    return Err(SandboxError::Script(vec![limit(format!(
+                        "time limit: the script ran longer than {} ms and was stopped",
+                        self.config.time_limit.as_millis()
+                    ))]));
+                }
             }
         }
     }
 
     /// Names the limit a worker died of, from what it said on stderr.
     async fn died(&self, mut worker: Worker) -> SandboxError {
-        let status = worker.child.wait().await;
+        let _ = worker.child.start_kill();
+        let status = tokio::time::timeout(Duration::from_secs(2), worker.child.wait()).await;
         // Give the stderr reader a moment to take the last words.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let said = worker.stderr.lock().clone();
@@ -232,7 +290,7 @@ impl Sandbox {
             .await
             .map_err(|_| SandboxError::Unavailable("worker did not start in 10 s".into()))?
             .map_err(unavailable)?;
-        if started == 0 || ready.trim() != "ready" {
+        if started == 0 || ready.trim() != worker::READY {
             return Err(SandboxError::Unavailable(format!(
                 "worker failed to start: {}",
                 said.lock()
@@ -245,6 +303,32 @@ impl Sandbox {
             stderr: said,
         })
     }
+}
+
+/// At most a few problems of bounded length reach the caller, whatever a worker sent.
+fn bounded(mut problems: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    const MOST: usize = 20;
+    problems.truncate(MOST);
+    if problems.is_empty() {
+        problems.push(limit("the script failed without saying why".into()));
+    }
+    for p in &mut problems {
+        if p.message.chars().count() > accord_workflows::engine::MAX_DIAGNOSTIC {
+            p.message = p
+                .message
+                .chars()
+                .take(accord_workflows::engine::MAX_DIAGNOSTIC)
+                .chain("…".chars())
+                .collect();
+        }
+    }
+    problems
+}
+
+/// Kills a worker and reaps it.
+async fn end(mut worker: Worker) {
+    let _ = worker.child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(2), worker.child.wait()).await;
 }
 
 fn limit(message: String) -> Diagnostic {

@@ -18,6 +18,10 @@ use accord_workflows::{CompiledScript, Diagnostic, ScriptEngine};
 use super::memory;
 use super::{Reply, Request};
 
+/// The worker's first line. It names the build, so that a server never talks to a
+/// worker of another version (after an in-place upgrade, say).
+pub const READY: &str = concat!("ready accord ", env!("CARGO_PKG_VERSION"));
+
 /// Compiled scripts kept per worker; beyond this the cache starts over.
 const CACHE_ENTRIES: usize = 256;
 /// Runs the worker until stdin closes. `memory_bytes` is each request's allowance;
@@ -37,7 +41,7 @@ pub fn run(memory_bytes: usize, time_limit: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "ready")?;
+    writeln!(stdout, "{READY}")?;
     stdout.flush()?;
     for line in stdin.lock().lines() {
         let line = line?;

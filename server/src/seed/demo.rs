@@ -629,6 +629,7 @@ async fn publish_demo_scripts<C: sea_orm::ConnectionTrait>(
             author_id: Set(Some(author)),
             created_at: Set(now),
             published_at: Set(Some(now)),
+            published_by: Set(Some(author)),
             archived_at: Set(None),
         }
         .insert(txn)

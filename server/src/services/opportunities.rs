@@ -5,6 +5,8 @@ use accord_entities::lead::{Grade, LeadSource};
 use accord_entities::opportunity_contact_role::{self as role, ContactRole};
 use accord_entities::stage::{self, StageKind};
 use accord_entities::{account, contact, note, opportunity, stage_transition, user};
+use std::sync::Arc;
+
 use accord_workflows::Anchor;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -107,8 +109,14 @@ pub async fn create(
         .require(actor, Resource::Opportunity, Action::Write)
         .await?;
     let scope = svc.authz.scope(actor).await;
+    // Validate and run the entered stage's script before taking the write lock; the
+    // insert checks the account and owner again inside the transaction (foreign keys).
+    let (row, stage) = prepare(&svc.db, actor, &scope, input).await?;
+    let decision =
+        stage_scripts::decide_entry(svc, &svc.db, scope.clone(), &row, &stage, row.created_at)
+            .await?;
     let txn = begin_write(&svc.db).await?;
-    let created = insert(svc, &txn, actor, &scope, input).await?;
+    let created = write_new(svc, &txn, actor, row, &stage, &decision).await?;
     txn.commit().await?;
     svc.events
         .opportunity(Operation::Created, &created, actor.user_id);
@@ -116,7 +124,8 @@ pub async fn create(
 }
 
 /// Validates and inserts an opportunity with its entry transition and audit entry, inside
-/// the caller's transaction (also used by lead conversion).
+/// the caller's transaction. Lead conversion uses it: the account it creates exists only
+/// in that transaction, so the entry stage's script runs inside it there.
 pub(crate) async fn insert<C: ConnectionTrait>(
     svc: &Services,
     txn: &C,
@@ -124,6 +133,28 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     scope: &Scope,
     input: NewOpportunity,
 ) -> AppResult<opportunity::Model> {
+    let (row, stage) = prepare(txn, actor, scope, input).await?;
+    // Entering the first stage is a stage entry like any other: its guard and actions
+    // apply (creating a deal straight into Negotiation must not skip Negotiation's guard).
+    let decision = stage_scripts::decide_entry(
+        svc,
+        txn,
+        Arc::new(scope.clone()),
+        &row,
+        &stage,
+        row.created_at,
+    )
+    .await?;
+    write_new(svc, txn, actor, row, &stage, &decision).await
+}
+
+/// Validates a new opportunity into the row to insert (id 0) and its first stage.
+async fn prepare<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    scope: &Scope,
+    input: NewOpportunity,
+) -> AppResult<(opportunity::Model, stage::Model)> {
     let name = required_text("name", &input.name, NAME_MAX)?;
     let amount_micros = money_micros("amount", input.amount)?;
     let currency = currency("currency", &input.currency)?;
@@ -162,12 +193,22 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         updated_at: now,
         version: 1,
     };
-    // Entering the first stage is a stage entry like any other: its guard and actions
-    // apply (creating a deal straight into Negotiation must not skip Negotiation's guard).
-    let decision = stage_scripts::decide_entry(svc, txn, &row, &stage, now).await?;
+    Ok((row, stage))
+}
+
+/// Inserts a prepared opportunity with what its first stage's script decided.
+async fn write_new<C: ConnectionTrait>(
+    svc: &Services,
+    txn: &C,
+    actor: &Actor,
+    row: opportunity::Model,
+    stage: &stage::Model,
+    decision: &stage_scripts::MoveDecision,
+) -> AppResult<opportunity::Model> {
+    let now = row.created_at;
     let mut active: opportunity::ActiveModel = row.into();
     active.id = NotSet;
-    stage_scripts::set_fields(&mut active, &decision, &stage.name)?;
+    stage_scripts::set_fields(&mut active, decision, &stage.name)?;
     let created = active.insert(txn).await?;
     let transition_id = log_transition(
         txn,
@@ -182,7 +223,17 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         },
     )
     .await?;
-    stage_scripts::apply_move(svc, txn, &decision, &created, &stage, transition_id, now).await?;
+    stage_scripts::apply_move(
+        svc,
+        txn,
+        decision,
+        &created,
+        None,
+        stage,
+        transition_id,
+        now,
+    )
+    .await?;
     audit::record(
         txn,
         Some(actor),
@@ -372,10 +423,13 @@ pub async fn move_stage(
         ));
     }
     let now = Utc::now();
-    let decision = stage_scripts::decide_move(svc, &current, &target, now).await?;
+    let decision = stage_scripts::decide_move(svc, scope.clone(), &current, &target, now).await?;
 
     let txn = begin_write(&svc.db).await?;
     let before = load_for_write(&txn, &scope, AccessLevel::Edit, id, version).await?;
+    decision
+        .still_current(&txn, before.stage_id, target.id)
+        .await?;
     let seconds_in_previous = (now - before.stage_entered_at).num_seconds().max(0);
     let mut active: opportunity::ActiveModel = before.clone().into();
     active.stage_id = Set(target.id);
@@ -400,7 +454,17 @@ pub async fn move_stage(
         },
     )
     .await?;
-    stage_scripts::apply_move(svc, &txn, &decision, &after, &target, transition_id, now).await?;
+    stage_scripts::apply_move(
+        svc,
+        &txn,
+        &decision,
+        &after,
+        Some(before.stage_id),
+        &target,
+        transition_id,
+        now,
+    )
+    .await?;
     if close_date_moved {
         stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, now).await?;
     }

@@ -33,7 +33,7 @@ use crate::auth::Actor;
 use crate::authz::{Action as Permission, Resource, Scope};
 use crate::db::{begin_write, serialize_on};
 use crate::error::{AppError, AppResult};
-use crate::sandbox::SandboxError;
+use crate::sandbox::{Lane, SandboxError};
 use crate::services::validate::optional_text;
 use crate::services::{Services, audit};
 
@@ -109,13 +109,17 @@ async fn require_editor(
 /// Compiles `source` and dry-runs it against sample deals (entering, leaving, looking),
 /// so that errors on the paths a sample takes show up before publishing.
 pub async fn check(svc: &Services, source: &str) -> AppResult<Vec<Diagnostic>> {
-    if let Err(err) = svc.sandbox.compile(source).await {
+    if let Err(err) = svc.sandbox.compile(Lane::Authoring, source).await {
         return problems(err);
     }
     for event in [Event::Enter, Event::Exit, Event::Guidance] {
         if let Err(err) = svc
             .sandbox
-            .evaluate(source, StageContext::sample(event, "Sample"))
+            .evaluate(
+                Lane::Authoring,
+                source,
+                StageContext::sample(event, "Sample"),
+            )
             .await
         {
             return Ok(problems(err)?
@@ -128,6 +132,15 @@ pub async fn check(svc: &Services, source: &str) -> AppResult<Vec<Diagnostic>> {
         }
     }
     Ok(Vec::new())
+}
+
+/// `check` for the people who write scripts (admins and sales managers): running
+/// drafts takes sandbox time, which reps have no reason to spend.
+pub async fn validate(svc: &Services, actor: &Actor, source: &str) -> AppResult<Vec<Diagnostic>> {
+    svc.authz
+        .require(actor, Resource::StageScript, Permission::Write)
+        .await?;
+    check(svc, source).await
 }
 
 fn source_text(source: &str) -> AppResult<&str> {
@@ -180,6 +193,7 @@ pub async fn save_draft(
         author_id: Set(Some(actor.user_id)),
         created_at: Set(Utc::now()),
         published_at: Set(None),
+        published_by: Set(None),
         archived_at: Set(None),
     }
     .insert(&txn)
@@ -271,6 +285,7 @@ pub async fn publish(svc: &Services, actor: &Actor, id: i64) -> AppResult<stage_
     let mut active: stage_script::ActiveModel = script.clone().into();
     active.status = Set(ScriptStatus::Published);
     active.published_at = Set(Some(now));
+    active.published_by = Set(Some(actor.user_id));
     active.archived_at = Set(None);
     let after = active.update(&txn).await?;
     audit::record(
@@ -331,13 +346,18 @@ struct DealFacts {
 }
 
 /// Loads the facts of `deals` in a few statements, whatever their number. Accounts and
-/// contacts the `viewer` may not read stay out: a script sees at most what its author
-/// (or the person testing it) may see.
+/// contacts any of the `viewers` may not read stay out: a script sees at most what both
+/// its publisher and the person moving (or looking at, or testing) the deal may see.
 async fn facts<C: ConnectionTrait>(
     db: &C,
-    viewer: &Scope,
+    viewers: &[&Scope],
     deals: Vec<opportunity::Model>,
 ) -> AppResult<Vec<DealFacts>> {
+    let sees = |territory: Option<i64>| {
+        viewers
+            .iter()
+            .all(|v| v.allows(territory, AccessLevel::Read))
+    };
     let ids: Vec<i64> = deals.iter().map(|d| d.id).collect();
     let stages: HashMap<i64, stage::Model> = stage::Entity::find()
         .all(db)
@@ -351,7 +371,7 @@ async fn facts<C: ConnectionTrait>(
         .all(db)
         .await?
         .into_iter()
-        .filter(|a| viewer.allows(a.territory_id, AccessLevel::Read))
+        .filter(|a| sees(a.territory_id))
         .map(|a| (a.id, a))
         .collect();
     let owner_ids: Vec<i64> = deals.iter().map(|d| d.owner_id).collect();
@@ -369,7 +389,7 @@ async fn facts<C: ConnectionTrait>(
         .all(db)
         .await?
     {
-        let Some(c) = c.filter(|c| viewer.allows(c.territory_id, AccessLevel::Read)) else {
+        let Some(c) = c.filter(|c| sees(c.territory_id)) else {
             continue;
         };
         roles
@@ -536,7 +556,7 @@ fn script_failed(stage: &str, err: SandboxError) -> AppResult<AppError> {
 }
 
 /// What the scripts decided for one move, before anything is written.
-pub(crate) struct MoveDecision {
+pub struct MoveDecision {
     pub script_id: Option<i64>,
     enter: Option<Outcome>,
     exit: Option<(i64, Outcome)>,
@@ -547,6 +567,7 @@ pub(crate) struct MoveDecision {
 /// the write transaction: a script never holds the database's write lock.
 pub(crate) async fn decide_move(
     svc: &Services,
+    mover: Arc<Scope>,
     deal: &opportunity::Model,
     target: &stage::Model,
     now: DateTime<Utc>,
@@ -569,7 +590,7 @@ pub(crate) async fn decide_move(
         });
     }
     let names = stage_names(&svc.db).await?;
-    let mut views = AuthorViews::default();
+    let mut views = AuthorViews::new(mover);
     let mut decision = MoveDecision {
         script_id: entering.as_ref().map(|s| s.id),
         enter: None,
@@ -621,6 +642,7 @@ pub(crate) async fn decide_move(
 pub(crate) async fn decide_entry<C: ConnectionTrait>(
     svc: &Services,
     db: &C,
+    mover: Arc<Scope>,
     deal: &opportunity::Model,
     target: &stage::Model,
     now: DateTime<Utc>,
@@ -636,7 +658,7 @@ pub(crate) async fn decide_entry<C: ConnectionTrait>(
     let outcome = run_for_move(
         svc,
         db,
-        &mut AuthorViews::default(),
+        &mut AuthorViews::new(mover),
         &script,
         deal,
         &names,
@@ -672,9 +694,9 @@ async fn run_for_move<C: ConnectionTrait>(
     (stage, from_stage): (&str, Option<String>),
     now: DateTime<Utc>,
 ) -> AppResult<Outcome> {
-    let (author, facts) = views.of(svc, db, script.author_id, deal).await?;
+    let (author, facts) = views.of(svc, db, script, stage, deal).await?;
     let ctx = context_from(&facts, names, event, stage, now, from_stage);
-    let outcome = match svc.sandbox.evaluate(&script.source, ctx).await {
+    let outcome = match svc.sandbox.evaluate(Lane::Moves, &script.source, ctx).await {
         Ok(outcome) => outcome,
         Err(err) => return Err(script_failed(stage, err)?),
     };
@@ -693,46 +715,67 @@ async fn run_for_move<C: ConnectionTrait>(
     Ok(outcome)
 }
 
-/// Each script author's view of the moving deal, loaded once per move even when the
-/// leaving and the entering stage's scripts share an author (the usual case).
-#[derive(Default)]
-pub(crate) struct AuthorViews(Vec<(Option<i64>, Arc<Scope>, Arc<DealFacts>)>);
+/// Each publisher's view of the moving deal: accounts and contacts both the publisher
+/// and the mover may read. Loaded once per move even when the leaving and the entering
+/// stage's scripts share a publisher (the usual case).
+pub(crate) struct AuthorViews {
+    mover: Arc<Scope>,
+    seen: Vec<(Option<i64>, Arc<Scope>, Arc<DealFacts>)>,
+}
 
 impl AuthorViews {
+    pub(crate) fn new(mover: Arc<Scope>) -> Self {
+        AuthorViews {
+            mover,
+            seen: Vec::new(),
+        }
+    }
+
     async fn of<C: ConnectionTrait>(
         &mut self,
         svc: &Services,
         db: &C,
-        author: Option<i64>,
+        script: &stage_script::Model,
+        stage: &str,
         deal: &opportunity::Model,
     ) -> AppResult<(Arc<Scope>, Arc<DealFacts>)> {
-        if let Some((_, scope, facts)) = self.0.iter().find(|(a, _, _)| *a == author) {
+        let publisher = script.published_by.or(script.author_id);
+        if let Some((_, scope, facts)) = self.seen.iter().find(|(a, _, _)| *a == publisher) {
             return Ok((Arc::clone(scope), Arc::clone(facts)));
         }
-        let scope = author_scope(svc, author).await?;
-        let facts = facts(db, &scope, vec![deal.clone()])
+        let scope = publisher_scope(svc, publisher, stage).await?;
+        let facts = facts(db, &[&scope, &self.mover], vec![deal.clone()])
             .await?
             .into_iter()
             .next()
             .ok_or(AppError::NotFound("opportunity"))?;
         let facts = Arc::new(facts);
-        self.0
-            .push((author, Arc::clone(&scope), Arc::clone(&facts)));
+        self.seen
+            .push((publisher, Arc::clone(&scope), Arc::clone(&facts)));
         Ok((scope, facts))
     }
 }
 
-/// What a script's author may see; a script whose author is gone sees what an admin
-/// sees only if an admin published it, otherwise nothing beyond the deal itself.
-async fn author_scope(svc: &Services, author_id: Option<i64>) -> AppResult<Arc<Scope>> {
-    let author = match author_id {
+/// What a script's publisher may see. A publisher who is gone or deactivated stops the
+/// script from running (and so the moves it guards), with a message that says why.
+async fn publisher_scope(
+    svc: &Services,
+    publisher: Option<i64>,
+    stage: &str,
+) -> AppResult<Arc<Scope>> {
+    let user = match publisher {
         Some(id) => user::Entity::find_by_id(id).one(&svc.db).await?,
         None => None,
     };
-    Ok(match author {
-        Some(u) if u.active => svc.authz.scope_of(u.id, u.role).await,
-        _ => Arc::new(Scope::nothing()),
-    })
+    match user {
+        Some(u) if u.active => Ok(svc.authz.scope_of(u.id, u.role).await),
+        _ => Err(AppError::ScriptFailed {
+            stage: stage.to_owned(),
+            message: "the script's publisher is no longer an active user; an admin or the \
+                      pipeline's manager must publish it again"
+                .into(),
+        }),
+    }
 }
 
 /// Applies the scripts' `set_field` actions to the moving deal. A value the field does
@@ -777,6 +820,32 @@ pub(crate) fn set_fields(
 }
 
 impl MoveDecision {
+    /// Refuses the move if another version of either stage's script was published
+    /// (or archived) after the scripts ran and before the move's transaction.
+    pub(crate) async fn still_current<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        from: i64,
+        target: i64,
+    ) -> AppResult<()> {
+        let now: Vec<(i64, i64)> = stage_script::Entity::find()
+            .select_only()
+            .column(stage_script::Column::StageId)
+            .column(stage_script::Column::Id)
+            .filter(stage_script::Column::StageId.is_in([from, target]))
+            .filter(stage_script::Column::Status.eq(ScriptStatus::Published))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        let of = |stage: i64| now.iter().find(|(s, _)| *s == stage).map(|(_, id)| *id);
+        if of(target) != self.script_id || of(from) != self.exit.as_ref().map(|(id, _)| *id) {
+            return Err(AppError::Conflict(
+                "the stage scripts changed while this move was being decided; try again".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn outcomes(&self) -> impl Iterator<Item = &Outcome> {
         self.exit.iter().map(|(_, o)| o).chain(self.enter.iter())
     }
@@ -791,11 +860,13 @@ pub struct Applied {
 
 /// Stores the reminders, tasks and approval requests of a move, inside its transaction.
 /// Closing a deal also cancels everything its scripts left pending.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_move<C: ConnectionTrait>(
     svc: &Services,
     txn: &C,
     decision: &MoveDecision,
     deal: &opportunity::Model,
+    left: Option<i64>,
     target: &stage::Model,
     transition_id: i64,
     now: DateTime<Utc>,
@@ -803,6 +874,19 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
     let mut applied = Applied::default();
     if target.kind != StageKind::Open {
         cancel_pending(txn, deal.id).await?;
+    } else if let Some(left) = left {
+        // A stage's reminders are moot once the deal leaves it (re-entering schedules
+        // them afresh); tasks stay with whoever has to do them.
+        reminder::Entity::update_many()
+            .col_expr(
+                reminder::Column::Status,
+                Expr::value(ReminderStatus::Cancelled),
+            )
+            .filter(reminder::Column::OpportunityId.eq(deal.id))
+            .filter(reminder::Column::StageId.eq(left))
+            .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+            .exec(txn)
+            .await?;
     }
     let hangs_on_activity = decision.outcomes().any(|o| {
         o.actions.iter().any(|a| match a {
@@ -982,7 +1066,7 @@ fn due_at(
         Anchor::ExpectedCloseDate => close_morning(deal.expected_close_date)?,
         Anchor::LastActivity => last_activity.map_or(entered, |a| a.max(entered)),
     };
-    base.checked_add_signed(Duration::minutes(offset_minutes))
+    Duration::try_minutes(offset_minutes).and_then(|d| base.checked_add_signed(d))
 }
 
 fn close_morning(date: NaiveDate) -> Option<DateTime<Utc>> {
@@ -991,6 +1075,35 @@ fn close_morning(date: NaiveDate) -> Option<DateTime<Utc>> {
 
 /// The users a recipient names for a deal.
 async fn recipients<C: ConnectionTrait>(
+    svc: &Services,
+    db: &C,
+    to: &Recipient,
+    deal: &opportunity::Model,
+) -> AppResult<Vec<i64>> {
+    let named = named_recipients(svc, db, to, deal).await?;
+    // Only active users who may read the deal hear about it: a script cannot send what
+    // it knows to someone the deal is hidden from.
+    let users = user::Entity::find()
+        .filter(user::Column::Id.is_in(named.clone()))
+        .filter(user::Column::Active.eq(true))
+        .all(db)
+        .await?;
+    let mut readers = Vec::with_capacity(users.len());
+    for u in users {
+        if svc
+            .authz
+            .scope_of(u.id, u.role)
+            .await
+            .allows_opportunity(deal, AccessLevel::Read)
+        {
+            readers.push(u.id);
+        }
+    }
+    readers.sort_unstable();
+    Ok(readers)
+}
+
+async fn named_recipients<C: ConnectionTrait>(
     svc: &Services,
     db: &C,
     to: &Recipient,
@@ -1082,7 +1195,9 @@ pub(crate) async fn reschedule<C: ConnectionTrait>(
         .all(txn)
         .await?;
     for r in pending {
-        let Some(due) = base.checked_add_signed(Duration::minutes(r.offset_minutes)) else {
+        let Some(due) =
+            Duration::try_minutes(r.offset_minutes).and_then(|d| base.checked_add_signed(d))
+        else {
             continue;
         };
         let mut active: reminder::ActiveModel = r.into();
@@ -1096,7 +1211,7 @@ pub(crate) async fn reschedule<C: ConnectionTrait>(
         .all(txn)
         .await?;
     for t in open {
-        let due = base.checked_add_signed(Duration::minutes(t.offset_minutes));
+        let due = Duration::try_minutes(t.offset_minutes).and_then(|d| base.checked_add_signed(d));
         let mut active: task::ActiveModel = t.into();
         active.due_at = Set(due);
         active.update(txn).await?;
@@ -1113,6 +1228,8 @@ pub async fn dry_run(
     event: Event,
 ) -> AppResult<Result<Outcome, Vec<Diagnostic>>> {
     let script = get(svc, actor, script_id).await?;
+    let (_, pipeline) = stage_and_pipeline(&svc.db, script.stage_id).await?;
+    require_editor(svc, actor, &pipeline).await?;
     let deal = crate::services::opportunities::get(svc, actor, opportunity_id).await?;
     let stage = stage::Entity::find_by_id(script.stage_id)
         .one(&svc.db)
@@ -1120,12 +1237,16 @@ pub async fn dry_run(
         .ok_or(AppError::NotFound("stage"))?;
     let scope = svc.authz.scope(actor).await;
     let names = stage_names(&svc.db).await?;
-    let facts = facts(&svc.db, &scope, vec![deal]).await?;
+    let facts = facts(&svc.db, &[&scope], vec![deal]).await?;
     let Some(facts) = facts.first() else {
         return Err(AppError::NotFound("opportunity"));
     };
     let ctx = context(facts, &names, event, &stage.name, Utc::now());
-    match svc.sandbox.evaluate(&script.source, ctx).await {
+    match svc
+        .sandbox
+        .evaluate(Lane::Authoring, &script.source, ctx)
+        .await
+    {
         Ok(outcome) => Ok(Ok(outcome)),
         Err(err) => Ok(Err(problems(err)?)),
     }
@@ -1142,13 +1263,25 @@ pub async fn guidance(
     };
     let scope = svc.authz.scope(actor).await;
     let names = stage_names(&svc.db).await?;
-    let facts = facts(&svc.db, &scope, vec![deal.clone()]).await?;
-    let Some(facts) = facts.first() else {
-        return Ok(None);
-    };
     let stage = names.get(&deal.stage_id).cloned().unwrap_or_default();
-    let ctx = context(facts, &names, Event::Guidance, &stage, Utc::now());
-    match svc.sandbox.evaluate(&script.source, ctx).await {
+    // The same view a move would give the script, so that a ticked requirement here is
+    // one the guard will accept.
+    let facts = match AuthorViews::new(scope)
+        .of(svc, &svc.db, &script, &stage, deal)
+        .await
+    {
+        Ok((_, facts)) => facts,
+        Err(AppError::ScriptFailed { message, .. }) => {
+            return Ok(Some(Err(vec![Diagnostic {
+                message,
+                line: 0,
+                column: 0,
+            }])));
+        }
+        Err(other) => return Err(other),
+    };
+    let ctx = context(&facts, &names, Event::Guidance, &stage, Utc::now());
+    match svc.sandbox.evaluate(Lane::Moves, &script.source, ctx).await {
         Ok(outcome) => Ok(Some(Ok(outcome))),
         Err(err) => Ok(Some(Err(problems(err)?))),
     }
@@ -1273,7 +1406,7 @@ pub async fn replay(
             .filter(opportunity::Column::Id.is_in(ids))
             .all(&svc.db)
             .await?;
-        let facts: HashMap<i64, DealFacts> = facts(&svc.db, &scope, deals)
+        let facts: HashMap<i64, DealFacts> = facts(&svc.db, &[&scope], deals)
             .await?
             .into_iter()
             .map(|f| (f.deal.id, f))
@@ -1293,7 +1426,10 @@ pub async fn replay(
             if let Some(last) = ctx.history.last() {
                 ctx.deal.stage_entered_at = last.at;
             }
-            let draft = svc.sandbox.evaluate(&script.source, ctx.clone()).await;
+            let draft = svc
+                .sandbox
+                .evaluate(Lane::Authoring, &script.source, ctx.clone())
+                .await;
             if matches!(draft, Err(SandboxError::Unavailable(_))) {
                 return Err(problems(
                     draft
@@ -1306,7 +1442,7 @@ pub async fn replay(
             let draft_says = tally(&mut report.draft, &draft);
             let active_says = match (&active, report.active.as_mut()) {
                 (Some(a), Some(t)) => {
-                    let result = svc.sandbox.evaluate(&a.source, ctx).await;
+                    let result = svc.sandbox.evaluate(Lane::Authoring, &a.source, ctx).await;
                     tally(t, &result)
                 }
                 _ => None,

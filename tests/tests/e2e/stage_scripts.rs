@@ -339,11 +339,29 @@ async fn failing_scripts_refuse_the_move_and_dry_runs_change_nothing() {
     assert_eq!(data(&v)["opportunity"]["reminders"], json!([]));
     assert_eq!(data(&v)["opportunity"]["tasks"], json!([]));
 
-    // A rep cannot dry-run against a deal they cannot see: it does not exist for them.
+    // Reps do not run drafts; a manager cannot dry-run against a deal they cannot see:
+    // it does not exist for them.
     let rep = server.user("rep@example.com", Role::Rep).await;
     let v = server
         .gql(
             Some(&rep),
+            dry,
+            json!({ "s": noisy, "o": opp, "e": "ENTER" }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "FORBIDDEN");
+    let v = server
+        .gql(
+            Some(&rep),
+            "query { validateStageScript(source: \"loop {}\") { message } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&v), "FORBIDDEN");
+    let manager = server.user("mgr@example.com", Role::SalesManager).await;
+    let v = server
+        .gql(
+            Some(&manager),
             dry,
             json!({ "s": noisy, "o": opp, "e": "ENTER" }),
         )
@@ -664,4 +682,88 @@ async fn creating_a_deal_runs_the_entered_stages_script() {
     let o = &data(&v)["createOpportunity"]["opportunity"];
     assert_eq!(o["tasks"], json!([{ "title": "Qualify Fresh" }]));
     assert!(o["stageHistory"][0]["script"].is_string());
+}
+
+/// Reminders reach only people who may read the deal, and a stage's reminders end when
+/// the deal leaves the stage.
+#[tokio::test]
+async fn reminders_reach_readers_only_and_end_with_their_stage() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let emea = server.territory(&f.token, "EMEA", None).await;
+    let insider = server.user("insider@example.com", Role::Rep).await;
+    let _outsider = server.user("outsider@example.com", Role::Rep).await;
+    server.grant(&f.token, &emea, &insider, "READ", false).await;
+    let account = server.create_account_in(&f.token, "Fjord AS", &emea).await;
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($a: ID!, $p: ID!) { createOpportunity(input: {name: \"Fjord\", accountId: $a, pipelineId: $p, amount: \"900\", currency: \"EUR\", expectedCloseDate: \"2027-03-31\"}) { opportunity { id } } }",
+            json!({ "a": account, "p": f.pipeline_id }),
+        )
+        .await;
+    let opp = data(&v)["createOpportunity"]["opportunity"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[1],
+        "if event == \"enter\" { remind(\"role:rep\", after_days(1), \"Reps, look at \" + deal.name); }",
+    )
+    .await;
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[1] } }),
+        )
+        .await;
+    let reminders = &data(&v)["moveOpportunityStage"]["opportunity"]["reminders"];
+    let to: Vec<&str> = reminders
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["recipient"]["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(to, vec!["insider@example.com"], "{reminders:#}");
+
+    // Leaving the stage cancels its reminders.
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 2, "stageId": f.stages[2] } }),
+        )
+        .await;
+    let reminders = &data(&v)["moveOpportunityStage"]["opportunity"]["reminders"];
+    assert_eq!(reminders[0]["status"], "CANCELLED", "{reminders:#}");
+}
+
+/// Whatever a script throws, what comes back is short.
+#[tokio::test]
+async fn script_errors_come_back_bounded() {
+    let server = TestServer::start().await;
+    let token = server.admin().await;
+    let v = server
+        .gql(
+            Some(&token),
+            "query($s: String!) { validateStageScript(source: $s) { message } }",
+            json!({ "s": "let s = \"x\"; s.pad(200000, \"y\"); throw s;" }),
+        )
+        .await;
+    let message = data(&v)["validateStageScript"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with("on a sample deal (enter): xyyy"),
+        "{message}"
+    );
+    assert!(
+        message.chars().count() < 600,
+        "{} chars",
+        message.chars().count()
+    );
 }
