@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use crate::graphql::ids::{NodeKind, decode, encode};
 use crate::graphql::types::{Stage, User};
 use crate::graphql::{actor, services};
-use crate::services::stage_scripts::{
+use crate::services::stage_script_replay::{
     self, ReplayReport as ReplayModel, ReplayTally as TallyModel,
 };
+use crate::services::stage_scripts;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum ScriptStatus {
@@ -550,7 +551,7 @@ impl StageScriptQuery {
     ) -> async_graphql::Result<ReplayReport> {
         let script_id = decode("scriptId", &script_id, NodeKind::StageScript)?;
         Ok(
-            stage_scripts::replay(services(ctx), actor(ctx)?, script_id, from, to)
+            stage_script_replay::replay(services(ctx), actor(ctx)?, script_id, from, to)
                 .await?
                 .into(),
         )

@@ -11,6 +11,7 @@ pub mod notes;
 pub mod opportunities;
 pub mod pagination;
 pub mod pipelines;
+pub mod stage_script_replay;
 pub mod stage_scripts;
 pub mod territories;
 pub mod users;
