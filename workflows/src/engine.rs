@@ -340,14 +340,18 @@ impl ScriptEngine {
     }
 }
 
-/// A script's own words, as quoted back in an error: short, whatever it passed.
-fn shown(text: &str) -> String {
-    const SHOWN: usize = 40;
-    if text.chars().count() <= SHOWN {
+/// `text` cut to `max` characters, marked with an ellipsis when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
         text.to_owned()
     } else {
-        text.chars().take(SHOWN).chain("…".chars()).collect()
+        text.chars().take(max).chain("…".chars()).collect()
     }
+}
+
+/// A script's own words, as quoted back in an error: short, whatever it passed.
+fn shown(text: &str) -> String {
+    clip(text, 40)
 }
 
 /// Longest diagnostic message returned, in characters (a script can `throw` anything).
@@ -367,14 +371,7 @@ fn recipient(to: &str) -> HostResult<Recipient> {
 /// the call that made it) and its own words.
 fn runtime_diagnostic(err: EvalAltResult) -> Diagnostic {
     let mut d = innermost(err);
-    if d.message.chars().count() > MAX_DIAGNOSTIC {
-        d.message = d
-            .message
-            .chars()
-            .take(MAX_DIAGNOSTIC)
-            .chain("…".chars())
-            .collect();
-    }
+    d.message = clip(&d.message, MAX_DIAGNOSTIC);
     d
 }
 

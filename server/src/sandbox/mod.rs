@@ -15,6 +15,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use accord_workflows::engine::{MAX_DIAGNOSTIC, clip};
 use accord_workflows::{Diagnostic, Outcome, StageContext};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -313,14 +314,7 @@ fn bounded(mut problems: Vec<Diagnostic>) -> Vec<Diagnostic> {
         problems.push(limit("the script failed without saying why".into()));
     }
     for p in &mut problems {
-        if p.message.chars().count() > accord_workflows::engine::MAX_DIAGNOSTIC {
-            p.message = p
-                .message
-                .chars()
-                .take(accord_workflows::engine::MAX_DIAGNOSTIC)
-                .chain("…".chars())
-                .collect();
-        }
+        p.message = clip(&p.message, MAX_DIAGNOSTIC);
     }
     problems
 }

@@ -17,7 +17,7 @@ use crate::sandbox::{Lane, SandboxError};
 use crate::services::Services;
 use crate::services::stage_scripts::{
     DealFacts, context, describe, facts, get, problems, published, require_editor,
-    stage_and_pipeline, stage_names,
+    stage_and_pipeline, stage_name, stages,
 };
 
 /// Most transitions one replay reads.
@@ -109,7 +109,7 @@ pub async fn replay(
         .await?
         .filter(|a| a.id != script.id);
     let scope = svc.authz.scope(actor).await;
-    let names = stage_names(&svc.db).await?;
+    let names = stages(&svc.db).await?;
     let visible_deals = opportunity::Entity::find()
         .select_only()
         .column(opportunity::Column::Id)
@@ -144,7 +144,7 @@ pub async fn replay(
             .filter(opportunity::Column::Id.is_in(ids))
             .all(&svc.db)
             .await?;
-        let facts: HashMap<i64, DealFacts> = facts(&svc.db, &[&scope], deals)
+        let facts: HashMap<i64, DealFacts> = facts(&svc.db, &[&scope], &names, deals)
             .await?
             .into_iter()
             .map(|f| (f.deal.id, f))
@@ -157,7 +157,7 @@ pub async fn replay(
             let before = t.transitioned_at - Duration::seconds(1);
             let mut ctx = context(f, &names, Event::Enter, &stage.name, t.transitioned_at);
             ctx.history.retain(|h| h.at <= before);
-            ctx.from_stage = t.from_stage_id.and_then(|s| names.get(&s).cloned());
+            ctx.from_stage = t.from_stage_id.and_then(|s| stage_name(&names, s));
             if let Some(from) = &ctx.from_stage {
                 ctx.deal.stage = from.clone();
             }

@@ -239,10 +239,18 @@ pub async fn published<C: ConnectionTrait>(
     db: &C,
     stage_id: i64,
 ) -> AppResult<Option<stage_script::Model>> {
+    Ok(published_in(db, &[stage_id]).await?.pop())
+}
+
+/// The versions that run for some stages (at most one each).
+async fn published_in<C: ConnectionTrait>(
+    db: &C,
+    stage_ids: &[i64],
+) -> AppResult<Vec<stage_script::Model>> {
     Ok(stage_script::Entity::find()
-        .filter(stage_script::Column::StageId.eq(stage_id))
+        .filter(stage_script::Column::StageId.is_in(stage_ids.iter().copied()))
         .filter(stage_script::Column::Status.eq(ScriptStatus::Published))
-        .one(db)
+        .all(db)
         .await?)
 }
 
@@ -347,6 +355,7 @@ pub(super) struct DealFacts {
 pub(super) async fn facts<C: ConnectionTrait>(
     db: &C,
     viewers: &[&Scope],
+    stages: &Stages,
     deals: Vec<opportunity::Model>,
 ) -> AppResult<Vec<DealFacts>> {
     let sees = |territory: Option<i64>| {
@@ -355,12 +364,6 @@ pub(super) async fn facts<C: ConnectionTrait>(
             .all(|v| v.allows(territory, AccessLevel::Read))
     };
     let ids: Vec<i64> = deals.iter().map(|d| d.id).collect();
-    let stages: HashMap<i64, stage::Model> = stage::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
     let account_ids: Vec<i64> = deals.iter().map(|d| d.account_id).collect();
     let accounts: HashMap<i64, account::Model> = account::Entity::find()
         .filter(account::Column::Id.is_in(account_ids))
@@ -447,20 +450,26 @@ pub(super) async fn facts<C: ConnectionTrait>(
         .collect())
 }
 
-/// Stage names by id, for contexts and reports.
-pub(super) async fn stage_names<C: ConnectionTrait>(db: &C) -> AppResult<HashMap<i64, String>> {
+/// Every stage by id: loaded once per request, for names and probabilities.
+pub(super) type Stages = HashMap<i64, stage::Model>;
+
+pub(super) async fn stages<C: ConnectionTrait>(db: &C) -> AppResult<Stages> {
     Ok(stage::Entity::find()
         .all(db)
         .await?
         .into_iter()
-        .map(|s| (s.id, s.name))
+        .map(|s| (s.id, s))
         .collect())
+}
+
+pub(super) fn stage_name(stages: &Stages, id: i64) -> Option<String> {
+    stages.get(&id).map(|s| s.name.clone())
 }
 
 /// The context of `facts` as it stood at `at` (history and activity up to then).
 pub(super) fn context(
     facts: &DealFacts,
-    names: &HashMap<i64, String>,
+    names: &Stages,
     event: Event,
     stage: &str,
     at: DateTime<Utc>,
@@ -477,7 +486,7 @@ pub(super) fn context(
 
 fn context_from(
     facts: &DealFacts,
-    names: &HashMap<i64, String>,
+    names: &Stages,
     event: Event,
     stage: &str,
     at: DateTime<Utc>,
@@ -488,8 +497,8 @@ fn context_from(
     let history: Vec<TransitionView> = facts.history[upto.saturating_sub(HISTORY_MAX)..upto]
         .iter()
         .map(|t| TransitionView {
-            from: t.from_stage_id.and_then(|s| names.get(&s).cloned()),
-            to: names.get(&t.to_stage_id).cloned().unwrap_or_default(),
+            from: t.from_stage_id.and_then(|s| stage_name(names, s)),
+            to: stage_name(names, t.to_stage_id).unwrap_or_default(),
             at: t.transitioned_at,
             days_in_previous: t.seconds_in_previous_stage.map(|s| s / 86_400),
         })
@@ -568,11 +577,7 @@ pub(crate) async fn decide_move(
     target: &stage::Model,
     now: DateTime<Utc>,
 ) -> AppResult<MoveDecision> {
-    let mut scripts = stage_script::Entity::find()
-        .filter(stage_script::Column::StageId.is_in([target.id, deal.stage_id]))
-        .filter(stage_script::Column::Status.eq(ScriptStatus::Published))
-        .all(&svc.db)
-        .await?;
+    let mut scripts = published_in(&svc.db, &[target.id, deal.stage_id]).await?;
     let entering = scripts
         .iter()
         .position(|s| s.stage_id == target.id)
@@ -585,7 +590,7 @@ pub(crate) async fn decide_move(
             exit: None,
         });
     }
-    let names = stage_names(&svc.db).await?;
+    let names = stages(&svc.db).await?;
     let mut views = AuthorViews::new(mover);
     let mut decision = MoveDecision {
         script_id: entering.as_ref().map(|s| s.id),
@@ -601,7 +606,7 @@ pub(crate) async fn decide_move(
             deal,
             &names,
             Event::Enter,
-            (&target.name, names.get(&deal.stage_id).cloned()),
+            (&target.name, stage_name(&names, deal.stage_id)),
             now,
         )
         .await?;
@@ -614,7 +619,7 @@ pub(crate) async fn decide_move(
         decision.enter = Some(outcome);
     }
     if let Some(script) = leaving {
-        let leaving_name = names.get(&deal.stage_id).cloned().unwrap_or_default();
+        let leaving_name = stage_name(&names, deal.stage_id).unwrap_or_default();
         let outcome = run_for_move(
             svc,
             &svc.db,
@@ -650,7 +655,7 @@ pub(crate) async fn decide_entry<C: ConnectionTrait>(
             exit: None,
         });
     };
-    let names = stage_names(db).await?;
+    let names = stages(db).await?;
     let outcome = run_for_move(
         svc,
         db,
@@ -685,12 +690,12 @@ async fn run_for_move<C: ConnectionTrait>(
     views: &mut AuthorViews,
     script: &stage_script::Model,
     deal: &opportunity::Model,
-    names: &HashMap<i64, String>,
+    names: &Stages,
     event: Event,
     (stage, from_stage): (&str, Option<String>),
     now: DateTime<Utc>,
 ) -> AppResult<Outcome> {
-    let (author, facts) = views.of(svc, db, script, stage, deal).await?;
+    let (author, facts) = views.of(svc, db, script, stage, names, deal).await?;
     let ctx = context_from(&facts, names, event, stage, now, from_stage);
     let outcome = match svc.sandbox.evaluate(Lane::Moves, &script.source, ctx).await {
         Ok(outcome) => outcome,
@@ -733,6 +738,7 @@ impl AuthorViews {
         db: &C,
         script: &stage_script::Model,
         stage: &str,
+        stages: &Stages,
         deal: &opportunity::Model,
     ) -> AppResult<(Arc<Scope>, Arc<DealFacts>)> {
         let publisher = script.published_by.or(script.author_id);
@@ -740,7 +746,7 @@ impl AuthorViews {
             return Ok((Arc::clone(scope), Arc::clone(facts)));
         }
         let scope = publisher_scope(svc, publisher, stage).await?;
-        let facts = facts(db, &[&scope, &self.mover], vec![deal.clone()])
+        let facts = facts(db, &[&scope, &self.mover], stages, vec![deal.clone()])
             .await?
             .into_iter()
             .next()
@@ -824,16 +830,8 @@ impl MoveDecision {
         from: i64,
         target: i64,
     ) -> AppResult<()> {
-        let now: Vec<(i64, i64)> = stage_script::Entity::find()
-            .select_only()
-            .column(stage_script::Column::StageId)
-            .column(stage_script::Column::Id)
-            .filter(stage_script::Column::StageId.is_in([from, target]))
-            .filter(stage_script::Column::Status.eq(ScriptStatus::Published))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        let of = |stage: i64| now.iter().find(|(s, _)| *s == stage).map(|(_, id)| *id);
+        let now = published_in(txn, &[from, target]).await?;
+        let of = |stage: i64| now.iter().find(|s| s.stage_id == stage).map(|s| s.id);
         if of(target) != self.script_id || of(from) != self.exit.as_ref().map(|(id, _)| *id) {
             return Err(AppError::Conflict(
                 "the stage scripts changed while this move was being decided; try again".into(),
@@ -873,16 +871,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
     } else if let Some(left) = left {
         // A stage's reminders are moot once the deal leaves it (re-entering schedules
         // them afresh); tasks stay with whoever has to do them.
-        reminder::Entity::update_many()
-            .col_expr(
-                reminder::Column::Status,
-                Expr::value(ReminderStatus::Cancelled),
-            )
-            .filter(reminder::Column::OpportunityId.eq(deal.id))
-            .filter(reminder::Column::StageId.eq(left))
-            .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
-            .exec(txn)
-            .await?;
+        cancel_reminders(txn, deal.id, Some(left)).await?;
     }
     let hangs_on_activity = decision.outcomes().any(|o| {
         o.actions.iter().any(|a| match a {
@@ -1150,6 +1139,23 @@ async fn named_recipients<C: ConnectionTrait>(
 
 /// Cancels the pending reminders and open tasks of a deal (it closed, or was deleted).
 pub(crate) async fn cancel_pending<C: ConnectionTrait>(txn: &C, deal_id: i64) -> AppResult<()> {
+    cancel_reminders(txn, deal_id, None).await?;
+    task::Entity::update_many()
+        .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled))
+        .filter(task::Column::OpportunityId.eq(deal_id))
+        .filter(task::Column::Status.eq(TaskStatus::Open))
+        .filter(task::Column::ScriptId.is_not_null())
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Cancels a deal's pending reminders: all of them, or those of one stage.
+async fn cancel_reminders<C: ConnectionTrait>(
+    txn: &C,
+    deal_id: i64,
+    stage_id: Option<i64>,
+) -> AppResult<()> {
     reminder::Entity::update_many()
         .col_expr(
             reminder::Column::Status,
@@ -1157,13 +1163,9 @@ pub(crate) async fn cancel_pending<C: ConnectionTrait>(txn: &C, deal_id: i64) ->
         )
         .filter(reminder::Column::OpportunityId.eq(deal_id))
         .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
-        .exec(txn)
-        .await?;
-    task::Entity::update_many()
-        .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled))
-        .filter(task::Column::OpportunityId.eq(deal_id))
-        .filter(task::Column::Status.eq(TaskStatus::Open))
-        .filter(task::Column::ScriptId.is_not_null())
+        .apply_if(stage_id, |q, stage| {
+            q.filter(reminder::Column::StageId.eq(stage))
+        })
         .exec(txn)
         .await?;
     Ok(())
@@ -1232,8 +1234,8 @@ pub async fn dry_run(
         .await?
         .ok_or(AppError::NotFound("stage"))?;
     let scope = svc.authz.scope(actor).await;
-    let names = stage_names(&svc.db).await?;
-    let facts = facts(&svc.db, &[&scope], vec![deal]).await?;
+    let names = stages(&svc.db).await?;
+    let facts = facts(&svc.db, &[&scope], &names, vec![deal]).await?;
     let Some(facts) = facts.first() else {
         return Err(AppError::NotFound("opportunity"));
     };
@@ -1258,12 +1260,12 @@ pub async fn guidance(
         return Ok(None);
     };
     let scope = svc.authz.scope(actor).await;
-    let names = stage_names(&svc.db).await?;
-    let stage = names.get(&deal.stage_id).cloned().unwrap_or_default();
+    let names = stages(&svc.db).await?;
+    let stage = stage_name(&names, deal.stage_id).unwrap_or_default();
     // The same view a move would give the script, so that a ticked requirement here is
     // one the guard will accept.
     let facts = match AuthorViews::new(scope)
-        .of(svc, &svc.db, &script, &stage, deal)
+        .of(svc, &svc.db, &script, &stage, &names, deal)
         .await
     {
         Ok((_, facts)) => facts,
