@@ -27,6 +27,7 @@ pub mod territory;
 pub mod territory_membership;
 pub mod territory_rule;
 pub mod user;
+pub mod webhook;
 
 pub mod prelude {
     pub use super::account::Entity as Account;

@@ -29,15 +29,29 @@ pub struct Model {
     pub anchor: Option<String>,
     pub offset_minutes: i64,
     pub status: ReminderStatus,
+    /// Deliveries tried so far (each claim counts, so a reminder that crashes its
+    /// deliverer still ends as dead).
     pub attempts: i32,
     /// Carried by every delivery so that receivers can drop duplicates.
     pub idempotency_key: String,
+    /// The end of the current delivery lease, if a scheduler holds one.
     pub lease_until: Option<DateTimeUtc>,
     /// The stage-script version that scheduled it, if a script did.
     pub script_id: Option<i64>,
-    /// The stage it belongs to: leaving the stage does not cancel it, closing the deal does.
+    /// The stage it belongs to: leaving that stage or closing the deal cancels it.
     pub stage_id: Option<i64>,
     pub created_at: DateTimeUtc,
+    /// When a scheduler may next claim it: the due time, then a retry's backoff or the
+    /// end of a lease (so an instance that died mid-delivery hands it on by itself).
+    pub attempt_at: DateTimeUtc,
+    /// The claim that holds the lease: a scheduler instance and a claim number.
+    pub lease_owner: Option<String>,
+    /// Comma-separated channels to deliver to: `in_app`, `webhook`, `email`.
+    pub channels: String,
+    /// The channels that already have it; a retry skips them.
+    pub delivered_channels: String,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -55,12 +55,15 @@ pub async fn state(
     limits: Limits,
 ) -> anyhow::Result<AppState> {
     let authz = Authz::load(&db).await?;
-    let services = Services::new(
+    let mut services = Services::new(
         db,
         authz,
         std::time::Duration::from_secs(limits.auth_cache_seconds),
         crate::sandbox::Sandbox::new(limits.sandbox()?),
     );
+    services.egress = Arc::new(crate::scheduler::egress::Egress::new(
+        limits.delivery.webhook_allow.clone(),
+    ));
     let schema = schema::build(&limits).data(services.clone()).finish();
     Ok(AppState {
         services,
@@ -104,6 +107,18 @@ pub async fn start(
         .spawn_watcher(std::time::Duration::from_millis(
             state.limits.policy_poll_ms.max(10),
         ));
+    let announcements =
+        crate::events::listen_postgres(&state.services.db, state.services.events.clone());
+    let scheduler = if state.limits.delivery.scheduler {
+        Some(crate::scheduler::spawn(
+            state.services.db.clone(),
+            state.services.events.clone(),
+            Arc::clone(&state.metrics),
+            &state.limits.delivery,
+        )?)
+    } else {
+        None
+    };
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = router(state.clone());
@@ -112,6 +127,10 @@ pub async fn start(
             .with_graceful_shutdown(shutdown_signal())
             .await;
         watcher.abort();
+        if let Some(listener) = announcements {
+            listener.abort();
+        }
+        drop(scheduler);
         served
     });
     Ok(RunningServer { addr, state, task })

@@ -63,6 +63,71 @@ pub struct Limits {
     /// The `accord` binary that runs script workers; defaults to this executable.
     #[arg(long, env = "ACCORD_SCRIPT_WORKER_PROGRAM")]
     pub script_worker_program: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub delivery: Delivery,
+}
+
+/// How reminders are claimed and delivered (see `scheduler/`).
+#[derive(Debug, Clone, Args)]
+pub struct Delivery {
+    /// Run the reminder scheduler in this instance. Turn it off on instances that should
+    /// only serve requests; the others deliver.
+    #[arg(long = "scheduler", env = "ACCORD_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scheduler: bool,
+    /// How long a claimed reminder stays with one instance before another may deliver
+    /// it again (the instance died, or hung), in milliseconds.
+    #[arg(long, env = "ACCORD_REMINDER_LEASE_MS", default_value_t = 60_000)]
+    pub reminder_lease_ms: u64,
+    /// Deliveries tried before a reminder ends as dead (retryable through GraphQL).
+    #[arg(long, env = "ACCORD_REMINDER_MAX_ATTEMPTS", default_value_t = 8)]
+    pub reminder_max_attempts: i32,
+    /// Wait before the first retry, in milliseconds; it doubles per attempt, up to an hour.
+    #[arg(long, env = "ACCORD_REMINDER_BACKOFF_MS", default_value_t = 30_000)]
+    pub reminder_backoff_ms: u64,
+    /// Reminders delivered at once by this instance.
+    #[arg(long, env = "ACCORD_DELIVERY_CONCURRENCY", default_value_t = 64)]
+    pub delivery_concurrency: usize,
+    /// Longest the scheduler sleeps when nothing is due, in milliseconds. New reminders
+    /// wake it at once (on PostgreSQL across instances too); this only bounds how long a
+    /// reminder written behind Accord's back waits to be noticed.
+    #[arg(long, env = "ACCORD_SCHEDULER_IDLE_MS", default_value_t = 30_000)]
+    pub scheduler_idle_ms: u64,
+    /// Time allowed for one webhook request, in milliseconds.
+    #[arg(long, env = "ACCORD_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+    /// Networks webhooks may reach even though they are loopback, private, link-local or
+    /// otherwise internal (comma-separated CIDRs, e.g. `10.1.0.0/16,127.0.0.1/32`).
+    /// Everything internal is refused otherwise.
+    #[arg(long, env = "ACCORD_WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Vec<ipnet::IpNet>,
+    /// SMTP server for reminder emails: `smtp://host:port` (STARTTLS if offered),
+    /// `smtps://host:465`, with `user:password@` if it needs a login. Unset: no email.
+    #[arg(long, env = "ACCORD_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender of reminder emails.
+    #[arg(
+        long,
+        env = "ACCORD_SMTP_FROM",
+        default_value = "Accord <reminders@accord.invalid>"
+    )]
+    pub smtp_from: String,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            scheduler: true,
+            reminder_lease_ms: 60_000,
+            reminder_max_attempts: 8,
+            reminder_backoff_ms: 30_000,
+            delivery_concurrency: 64,
+            scheduler_idle_ms: 30_000,
+            webhook_timeout_ms: 10_000,
+            webhook_allow: Vec::new(),
+            smtp_url: None,
+            smtp_from: "Accord <reminders@accord.invalid>".into(),
+        }
+    }
 }
 
 impl Limits {
@@ -94,6 +159,7 @@ impl Default for Limits {
             script_time_ms: 250,
             script_memory_mib: 64,
             script_worker_program: None,
+            delivery: Delivery::default(),
         }
     }
 }

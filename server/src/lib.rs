@@ -11,5 +11,6 @@ pub mod events;
 pub mod graphql;
 pub mod metrics;
 pub mod sandbox;
+pub mod scheduler;
 pub mod seed;
 pub mod services;

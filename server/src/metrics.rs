@@ -21,6 +21,10 @@ pub struct Metrics {
     pub graphql_seconds: Histogram,
     pub db_statements: Counter<u64, AtomicU64>,
     pub db_seconds: Histogram,
+    /// Reminder deliveries by outcome: delivered, failed (will retry), dead, cancelled.
+    pub reminders: Family<OutcomeLabel, Counter>,
+    /// From a reminder's due time to its delivery.
+    pub reminder_lateness_seconds: Histogram,
 }
 
 impl Metrics {
@@ -50,12 +54,26 @@ impl Metrics {
             "SQL statement latency",
             db_seconds.clone(),
         );
+        let reminders = Family::<OutcomeLabel, Counter>::default();
+        let reminder_lateness_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
+        registry.register(
+            "reminder_deliveries",
+            "Reminder deliveries by outcome",
+            reminders.clone(),
+        );
+        registry.register(
+            "reminder_lateness_seconds",
+            "Time from a reminder's due time to its delivery",
+            reminder_lateness_seconds.clone(),
+        );
         Arc::new(Metrics {
             registry,
             graphql_requests,
             graphql_seconds,
             db_statements,
             db_seconds,
+            reminders,
+            reminder_lateness_seconds,
         })
     }
 

@@ -514,3 +514,159 @@ impl Subscription {
         Some(v["payload"].clone())
     }
 }
+
+/// One request a [`WebhookSink`] received.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub key: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub instance: String,
+    pub body: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// How a [`WebhookSink`] answers.
+#[derive(Debug, Clone)]
+pub enum SinkMode {
+    Accept,
+    /// 500 for the first `n` requests, then 200.
+    FailFirst(usize),
+    /// 307 to this URL, every time.
+    Redirect(String),
+}
+
+/// A real HTTP receiver on 127.0.0.1 that records every webhook request.
+pub struct WebhookSink {
+    pub url: String,
+    pub hooks: std::sync::Arc<parking_lot::Mutex<Vec<Hook>>>,
+    pub mode: std::sync::Arc<parking_lot::Mutex<SinkMode>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookSink {
+    pub async fn start(mode: SinkMode) -> WebhookSink {
+        use axum::http::{HeaderMap, StatusCode, header};
+        use axum::response::IntoResponse;
+        let hooks = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<Hook>::new()));
+        let mode = std::sync::Arc::new(parking_lot::Mutex::new(mode));
+        let (h, m) = (hooks.clone(), mode.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let (hooks, mode) = (h.clone(), m.clone());
+                async move {
+                    let get = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let seen = {
+                        let mut hooks = hooks.lock();
+                        hooks.push(Hook {
+                            key: get("x-accord-idempotency-key"),
+                            timestamp: get("x-accord-timestamp"),
+                            signature: get("x-accord-signature"),
+                            instance: get("x-accord-instance"),
+                            body,
+                            at: chrono::Utc::now(),
+                        });
+                        hooks.len()
+                    };
+                    match mode.lock().clone() {
+                        SinkMode::Accept => StatusCode::OK.into_response(),
+                        SinkMode::FailFirst(n) if seen <= n => {
+                            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                        }
+                        SinkMode::FailFirst(_) => StatusCode::OK.into_response(),
+                        SinkMode::Redirect(to) => {
+                            (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)])
+                                .into_response()
+                        }
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        WebhookSink {
+            url: format!("http://{addr}/hook"),
+            hooks,
+            mode,
+            _task: task,
+        }
+    }
+
+    pub fn received(&self) -> Vec<Hook> {
+        self.hooks.lock().clone()
+    }
+
+    /// Waits until at least `n` requests arrived, or `wait` passed.
+    pub async fn wait_for(&self, n: usize, wait: std::time::Duration) -> Vec<Hook> {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.hooks.lock().len() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.received()
+    }
+}
+
+/// A real SMTP server on 127.0.0.1 (mailin-embedded) that keeps every message.
+pub struct SmtpSink {
+    pub port: u16,
+    pub messages: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+}
+
+#[derive(Clone)]
+struct SmtpCollector {
+    current: Vec<u8>,
+    messages: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+}
+
+impl mailin_embedded::Handler for SmtpCollector {
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.current.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let message = String::from_utf8_lossy(&std::mem::take(&mut self.current)).into_owned();
+        self.messages.lock().push(message);
+        mailin_embedded::response::OK
+    }
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let messages = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let handler = SmtpCollector {
+            current: Vec::new(),
+            messages: messages.clone(),
+        };
+        std::thread::spawn(move || {
+            let mut server = mailin_embedded::Server::new(handler);
+            server
+                .with_name("sink.test")
+                .with_ssl(mailin_embedded::SslConfig::None)
+                .unwrap()
+                .with_tcp_listener(listener);
+            let _ = server.serve();
+        });
+        SmtpSink { port, messages }
+    }
+
+    pub async fn wait_for(&self, n: usize, wait: std::time::Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.messages.lock().len() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.messages.lock().clone()
+    }
+}

@@ -44,6 +44,8 @@ pub enum Resource {
     Audit,
     Territory,
     StageScript,
+    Reminder,
+    Webhook,
 }
 
 impl Resource {
@@ -60,6 +62,8 @@ impl Resource {
             Resource::Audit => "audit",
             Resource::Territory => "territory",
             Resource::StageScript => "stage_script",
+            Resource::Reminder => "reminder",
+            Resource::Webhook => "webhook",
         }
     }
 }
@@ -442,6 +446,13 @@ pub fn may_edit_scripts(actor: &Actor, manager_id: Option<i64>) -> bool {
         Role::SalesManager => manager_id.is_none_or(|m| m == actor.user_id),
         Role::Rep => false,
     }
+}
+
+/// Whether `actor` may manage what belongs to a team (a territory), such as its
+/// webhooks: admins, and the territory's managers (membership with `is_manager`, here
+/// or above it).
+pub fn may_manage_team(actor: &Actor, scope: &Scope, territory: i64) -> bool {
+    actor.role == Role::Admin || scope.manages(territory)
 }
 
 #[cfg(test)]

@@ -27,10 +27,11 @@ pub enum NodeKind {
     StageScript,
     Reminder,
     Task,
+    Webhook,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 18] = [
+    const ALL: [NodeKind; 19] = [
         NodeKind::User,
         NodeKind::ApiToken,
         NodeKind::Account,
@@ -49,6 +50,7 @@ impl NodeKind {
         NodeKind::StageScript,
         NodeKind::Reminder,
         NodeKind::Task,
+        NodeKind::Webhook,
     ];
 
     /// The GraphQL type name, also used as the audit log's entity type.
@@ -72,6 +74,7 @@ impl NodeKind {
             NodeKind::StageScript => "StageScript",
             NodeKind::Reminder => "Reminder",
             NodeKind::Task => "Task",
+            NodeKind::Webhook => "Webhook",
         }
     }
 }

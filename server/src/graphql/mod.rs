@@ -13,6 +13,7 @@ pub mod node;
 pub mod notes;
 pub mod opportunities;
 pub mod pipelines;
+pub mod reminders;
 pub mod schema;
 pub mod stage_scripts;
 pub mod subscriptions;

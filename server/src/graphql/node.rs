@@ -48,13 +48,16 @@ impl NodeQuery {
             (NodeKind::AssignmentRule, id) => {
                 Node::AssignmentRule(AssignmentRule(territories::get_rule(svc, actor, id).await?))
             }
+            (NodeKind::Reminder, id) => Node::Reminder(crate::graphql::reminders::Reminder(
+                crate::services::reminders::get(svc, actor, id).await?,
+            )),
             (
                 NodeKind::ApiToken
                 | NodeKind::StageTransition
                 | NodeKind::AuditEntry
                 | NodeKind::StageScript
-                | NodeKind::Reminder
-                | NodeKind::Task,
+                | NodeKind::Task
+                | NodeKind::Webhook,
                 _,
             ) => {
                 return Err(AppError::NotFound("node").into());

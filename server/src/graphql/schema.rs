@@ -11,6 +11,7 @@ use super::node::NodeQuery;
 use super::notes::NoteMutation;
 use super::opportunities::{OpportunityMutation, OpportunityQuery};
 use super::pipelines::{PipelineMutation, PipelineQuery};
+use super::reminders::{ReminderMutation, ReminderQuery};
 use super::stage_scripts::{StageScriptMutation, StageScriptQuery};
 use super::subscriptions::SubscriptionRoot;
 use super::territories::{TerritoryMutation, TerritoryQuery};
@@ -30,6 +31,7 @@ pub struct QueryRoot(
     TerritoryQuery,
     AccessQuery,
     StageScriptQuery,
+    ReminderQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -44,6 +46,7 @@ pub struct MutationRoot(
     TerritoryMutation,
     AccessMutation,
     StageScriptMutation,
+    ReminderMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -1,7 +1,6 @@
 //! Stage scripts through GraphQL: versions, validate, dry-run, replay, publish, archive;
 //! and what scripts left on a deal (guidance, reminders, tasks).
 
-use accord_entities::reminder::{self, ReminderStatus as ReminderStatusModel};
 use accord_entities::stage_script::{self, ScriptStatus as ScriptStatusModel};
 use accord_entities::task::{self, TaskKind as TaskKindModel, TaskStatus as TaskStatusModel};
 use accord_workflows::{Action, Diagnostic, Event, Outcome, Recipient};
@@ -337,66 +336,6 @@ impl From<ReplayModel> for ReplayReport {
                 .collect(),
             truncated: r.truncated,
         }
-    }
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-pub enum ReminderStatus {
-    Pending,
-    Delivered,
-    Cancelled,
-    Dead,
-}
-
-impl From<ReminderStatusModel> for ReminderStatus {
-    fn from(s: ReminderStatusModel) -> Self {
-        match s {
-            ReminderStatusModel::Pending => ReminderStatus::Pending,
-            ReminderStatusModel::Delivered => ReminderStatus::Delivered,
-            ReminderStatusModel::Cancelled => ReminderStatus::Cancelled,
-            ReminderStatusModel::Dead => ReminderStatus::Dead,
-        }
-    }
-}
-
-pub struct Reminder(pub reminder::Model);
-
-#[Object]
-impl Reminder {
-    async fn id(&self) -> ID {
-        encode(NodeKind::Reminder, self.0.id)
-    }
-    async fn recipient(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(crate::graphql::loaders(ctx)?
-            .users
-            .load_one(self.0.recipient_id)
-            .await
-            .map_err(crate::graphql::loaders::load_error)?
-            .map(User))
-    }
-    async fn message(&self) -> &str {
-        &self.0.message
-    }
-    async fn due_at(&self) -> DateTime<Utc> {
-        self.0.due_at
-    }
-    /// What the due time hangs on; it moves when that moves.
-    async fn anchor(&self) -> Option<&str> {
-        self.0.anchor.as_deref()
-    }
-    async fn offset_minutes(&self) -> i64 {
-        self.0.offset_minutes
-    }
-    async fn status(&self) -> ReminderStatus {
-        self.0.status.into()
-    }
-    /// Sent with every delivery so that receivers can drop duplicates.
-    async fn idempotency_key(&self) -> &str {
-        &self.0.idempotency_key
-    }
-    /// The stage-script version that scheduled it.
-    async fn script(&self) -> Option<ID> {
-        self.0.script_id.map(|id| encode(NodeKind::StageScript, id))
     }
 }
 

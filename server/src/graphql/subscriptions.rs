@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth;
 use crate::authz::{Action, Resource};
 use crate::error::AppError;
-use crate::events::OpportunityEvent;
+use crate::events::{OpportunityEvent, ReminderFired};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::{actor, services};
 use crate::services::Services;
@@ -123,6 +123,77 @@ impl Listener {
     }
 }
 
+/// A reminder, as it reaches you. Drop any whose `idempotencyKey` you have seen: a
+/// reminder is sent again when a server died before recording that it was delivered.
+#[derive(SimpleObject)]
+pub struct ReminderDelivery {
+    pub reminder_id: ID,
+    pub idempotency_key: String,
+    pub message: String,
+    pub due_at: DateTime<Utc>,
+    pub opportunity_id: Option<ID>,
+    pub fired_at: DateTime<Utc>,
+}
+
+impl From<ReminderFired> for ReminderDelivery {
+    fn from(r: ReminderFired) -> Self {
+        ReminderDelivery {
+            reminder_id: encode(NodeKind::Reminder, r.reminder_id),
+            idempotency_key: r.idempotency_key,
+            message: r.message,
+            due_at: r.due_at,
+            opportunity_id: r.opportunity_id.map(|id| encode(NodeKind::Opportunity, id)),
+            fired_at: r.fired_at,
+        }
+    }
+}
+
+/// What a reminder subscription carries from one reminder to the next.
+struct ReminderListener {
+    receiver: tokio::sync::broadcast::Receiver<ReminderFired>,
+    svc: Services,
+    token: String,
+    user_id: i64,
+    done: bool,
+}
+
+impl ReminderListener {
+    async fn next(mut self) -> Option<(async_graphql::Result<ReminderDelivery>, Self)> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let fired = match self.receiver.recv().await {
+                Ok(fired) => fired,
+                Err(RecvError::Lagged(missed)) => {
+                    let error = async_graphql::Error::new(format!(
+                        "this subscription fell {missed} reminders behind; query `reminders` for what you missed"
+                    ))
+                    .extend_with(|_, e| e.set("code", "CONFLICT"));
+                    return Some((Err(error), self));
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            if fired.recipient_id != self.user_id {
+                continue;
+            }
+            match auth::authenticate(&self.svc.db, &self.svc.tokens, &self.token).await {
+                Ok(actor) if actor.user_id == self.user_id => {
+                    return Some((Ok(ReminderDelivery::from(fired)), self));
+                }
+                Ok(_) | Err(AppError::Unauthenticated) => {
+                    self.done = true;
+                    return Some((Err(AppError::Unauthenticated.into()), self));
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "subscriber check failed; reminder withheld (it stays queryable)");
+                    continue;
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
@@ -152,6 +223,30 @@ impl SubscriptionRoot {
             done: false,
         };
         Ok(futures::stream::unfold(listener, Listener::next))
+    }
+
+    /// Your reminders as they fall due, fired by whichever instance delivers them. Each
+    /// carries its idempotency key; a revoked token ends the subscription with
+    /// UNAUTHENTICATED.
+    async fn reminders(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ReminderDelivery>>> {
+        let actor = actor(ctx)?.clone();
+        let token = ctx
+            .data::<SocketToken>()
+            .map_err(|_| AppError::validation("query", "subscriptions are served at /graphql/ws"))?
+            .0
+            .clone();
+        let svc = services(ctx).clone();
+        let listener = ReminderListener {
+            receiver: svc.events.reminders(),
+            svc,
+            token,
+            user_id: actor.user_id,
+            done: false,
+        };
+        Ok(futures::stream::unfold(listener, ReminderListener::next))
     }
 }
 

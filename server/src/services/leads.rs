@@ -356,6 +356,10 @@ pub async fn convert(svc: &Services, actor: &Actor, input: Conversion) -> AppRes
     )
     .await?;
     txn.commit().await?;
+    if opportunity.is_some() {
+        // Its entry stage's script may have scheduled reminders.
+        crate::services::reminders::announce(svc).await;
+    }
     Ok(Converted {
         lead: after,
         account,

@@ -11,11 +11,13 @@ pub mod notes;
 pub mod opportunities;
 pub mod pagination;
 pub mod pipelines;
+pub mod reminders;
 pub mod stage_script_replay;
 pub mod stage_scripts;
 pub mod territories;
 pub mod users;
 pub mod validate;
+pub mod webhooks;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -41,6 +43,8 @@ pub struct Services {
     pub password_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// Where stage scripts are compiled and run; never in this process.
     pub sandbox: std::sync::Arc<crate::sandbox::Sandbox>,
+    /// Where webhooks may point (checked when one is registered).
+    pub egress: std::sync::Arc<crate::scheduler::egress::Egress>,
 }
 
 impl Services {
@@ -60,6 +64,7 @@ impl Services {
             events: crate::events::EventBus::default(),
             password_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
             sandbox,
+            egress: std::sync::Arc::default(),
         }
     }
 

@@ -91,9 +91,10 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
+    let mut moved = 0;
     if let Some(deal) = &deal {
         // A note is activity: reminders waiting for a quiet deal start counting again.
-        crate::services::stage_scripts::reschedule(
+        moved = crate::services::stage_scripts::reschedule(
             &txn,
             deal,
             accord_workflows::Anchor::LastActivity,
@@ -112,6 +113,9 @@ pub async fn create(
     )
     .await?;
     txn.commit().await?;
+    if moved > 0 {
+        crate::services::reminders::announce(svc).await;
+    }
     Ok(created)
 }
 

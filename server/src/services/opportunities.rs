@@ -27,6 +27,7 @@ use crate::services::pagination::{
     Page, PageArgs, PagePlan, SortKey, SortOrder, paginate, text_search,
 };
 use crate::services::pipelines::entry_stage;
+use crate::services::reminders;
 use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
 use crate::services::{
     Patch, Services, audit, gate_opportunity, stage_scripts, territories, update_if_version,
@@ -118,6 +119,9 @@ pub async fn create(
     let txn = begin_write(&svc.db).await?;
     let created = write_new(svc, &txn, actor, row, &stage, &decision).await?;
     txn.commit().await?;
+    if decision.schedules_reminders() {
+        reminders::announce(svc).await;
+    }
     svc.events
         .opportunity(Operation::Created, &created, actor.user_id);
     Ok(created)
@@ -362,9 +366,11 @@ pub async fn update(
         active.owner_id = Set(v);
     }
     let after = save(&txn, active, version).await?;
+    let mut moved = 0;
     if after.expected_close_date != before.expected_close_date {
         // Reminders that hang on the close date move with it.
-        stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, Utc::now()).await?;
+        moved =
+            stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, Utc::now()).await?;
     }
     audit::record(
         &txn,
@@ -377,6 +383,9 @@ pub async fn update(
     )
     .await?;
     txn.commit().await?;
+    if moved > 0 {
+        reminders::announce(svc).await;
+    }
     svc.events
         .opportunity(Operation::Updated, &after, actor.user_id);
     Ok(after)
@@ -465,8 +474,9 @@ pub async fn move_stage(
         now,
     )
     .await?;
+    let mut moved = 0;
     if close_date_moved {
-        stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, now).await?;
+        moved = stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, now).await?;
     }
     audit::record(
         &txn,
@@ -479,6 +489,9 @@ pub async fn move_stage(
     )
     .await?;
     txn.commit().await?;
+    if decision.schedules_reminders() || moved > 0 {
+        reminders::announce(svc).await;
+    }
     svc.events
         .opportunity(Operation::StageChanged, &after, actor.user_id);
     Ok(after)

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use accord_entities::lead::{Grade, LeadSource};
 use accord_entities::opportunity_contact_role as role;
-use accord_entities::reminder::{self, ReminderStatus};
 use accord_entities::stage::{self, StageKind};
 use accord_entities::stage_script::{self, ScriptStatus};
 use accord_entities::task::{self, TaskKind, TaskStatus};
@@ -21,7 +20,7 @@ use accord_workflows::engine::MAX_SOURCE_BYTES;
 use accord_workflows::{
     Action, Anchor, Diagnostic, Event, Outcome, Recipient, SettableField, StageContext,
 };
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -34,6 +33,7 @@ use crate::authz::{Action as Permission, Resource, Scope};
 use crate::db::{begin_write, serialize_on};
 use crate::error::{AppError, AppResult};
 use crate::sandbox::{Lane, SandboxError};
+use crate::services::reminders;
 use crate::services::validate::optional_text;
 use crate::services::{Services, audit};
 
@@ -840,6 +840,12 @@ impl MoveDecision {
         Ok(())
     }
 
+    /// Whether applying the decision stores reminders (the schedulers are then told).
+    pub(crate) fn schedules_reminders(&self) -> bool {
+        self.outcomes()
+            .any(|o| o.actions.iter().any(|a| matches!(a, Action::Remind { .. })))
+    }
+
     fn outcomes(&self) -> impl Iterator<Item = &Outcome> {
         self.exit.iter().map(|(_, o)| o).chain(self.enter.iter())
     }
@@ -871,7 +877,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
     } else if let Some(left) = left {
         // A stage's reminders are moot once the deal leaves it (re-entering schedules
         // them afresh); tasks stay with whoever has to do them.
-        cancel_reminders(txn, deal.id, Some(left)).await?;
+        reminders::cancel_for_deal(txn, deal.id, Some(left)).await?;
     }
     let hangs_on_activity = decision.outcomes().any(|o| {
         o.actions.iter().any(|a| match a {
@@ -924,22 +930,19 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                         ) else {
                             continue;
                         };
-                        reminder::ActiveModel {
-                            id: NotSet,
-                            recipient_id: Set(user),
-                            opportunity_id: Set(Some(deal.id)),
-                            message: Set(message.clone()),
-                            due_at: Set(due),
-                            anchor: Set(Some(timing.anchor.as_str().to_owned())),
-                            offset_minutes: Set(timing.offset_minutes),
-                            status: Set(ReminderStatus::Pending),
-                            attempts: Set(0),
-                            idempotency_key: Set(key(user)),
-                            lease_until: Set(None),
-                            script_id: Set(Some(script_id)),
-                            stage_id: Set(Some(stage_id)),
-                            created_at: Set(now),
+                        reminders::NewReminder {
+                            recipient_id: user,
+                            opportunity_id: Some(deal.id),
+                            message: message.clone(),
+                            due_at: due,
+                            anchor: Some(timing.anchor),
+                            offset_minutes: timing.offset_minutes,
+                            idempotency_key: key(user),
+                            script_id: Some(script_id),
+                            stage_id: Some(stage_id),
+                            channels: reminders::all_channels(),
                         }
+                        .into_active(now)
                         .insert(txn)
                         .await?;
                         applied.reminders += 1;
@@ -1048,14 +1051,10 @@ fn due_at(
 ) -> Option<DateTime<Utc>> {
     let base = match anchor {
         Anchor::Transition => entered,
-        Anchor::ExpectedCloseDate => close_morning(deal.expected_close_date)?,
+        Anchor::ExpectedCloseDate => reminders::close_morning(deal.expected_close_date)?,
         Anchor::LastActivity => last_activity.map_or(entered, |a| a.max(entered)),
     };
     Duration::try_minutes(offset_minutes).and_then(|d| base.checked_add_signed(d))
-}
-
-fn close_morning(date: NaiveDate) -> Option<DateTime<Utc>> {
-    Some(date.and_time(NaiveTime::from_hms_opt(9, 0, 0)?).and_utc())
 }
 
 /// The users a recipient names for a deal.
@@ -1139,33 +1138,12 @@ async fn named_recipients<C: ConnectionTrait>(
 
 /// Cancels the pending reminders and open tasks of a deal (it closed, or was deleted).
 pub(crate) async fn cancel_pending<C: ConnectionTrait>(txn: &C, deal_id: i64) -> AppResult<()> {
-    cancel_reminders(txn, deal_id, None).await?;
+    reminders::cancel_for_deal(txn, deal_id, None).await?;
     task::Entity::update_many()
         .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled))
         .filter(task::Column::OpportunityId.eq(deal_id))
         .filter(task::Column::Status.eq(TaskStatus::Open))
         .filter(task::Column::ScriptId.is_not_null())
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
-/// Cancels a deal's pending reminders: all of them, or those of one stage.
-async fn cancel_reminders<C: ConnectionTrait>(
-    txn: &C,
-    deal_id: i64,
-    stage_id: Option<i64>,
-) -> AppResult<()> {
-    reminder::Entity::update_many()
-        .col_expr(
-            reminder::Column::Status,
-            Expr::value(ReminderStatus::Cancelled),
-        )
-        .filter(reminder::Column::OpportunityId.eq(deal_id))
-        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
-        .apply_if(stage_id, |q, stage| {
-            q.filter(reminder::Column::StageId.eq(stage))
-        })
         .exec(txn)
         .await?;
     Ok(())
@@ -1178,30 +1156,15 @@ pub(crate) async fn reschedule<C: ConnectionTrait>(
     deal: &opportunity::Model,
     anchor: Anchor,
     moment: DateTime<Utc>,
-) -> AppResult<()> {
+) -> AppResult<usize> {
     let base = match anchor {
-        Anchor::ExpectedCloseDate => close_morning(deal.expected_close_date),
+        Anchor::ExpectedCloseDate => reminders::close_morning(deal.expected_close_date),
         _ => Some(moment),
     };
     let Some(base) = base else {
-        return Ok(());
+        return Ok(0);
     };
-    let pending = reminder::Entity::find()
-        .filter(reminder::Column::OpportunityId.eq(deal.id))
-        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
-        .filter(reminder::Column::Anchor.eq(anchor.as_str()))
-        .all(txn)
-        .await?;
-    for r in pending {
-        let Some(due) =
-            Duration::try_minutes(r.offset_minutes).and_then(|d| base.checked_add_signed(d))
-        else {
-            continue;
-        };
-        let mut active: reminder::ActiveModel = r.into();
-        active.due_at = Set(due);
-        active.update(txn).await?;
-    }
+    let moved = reminders::reschedule(txn, deal.id, anchor, base).await?;
     let open = task::Entity::find()
         .filter(task::Column::OpportunityId.eq(deal.id))
         .filter(task::Column::Status.eq(TaskStatus::Open))
@@ -1214,7 +1177,7 @@ pub(crate) async fn reschedule<C: ConnectionTrait>(
         active.due_at = Set(due);
         active.update(txn).await?;
     }
-    Ok(())
+    Ok(moved)
 }
 
 /// A script's answer for one deal, without side effects.
@@ -1290,19 +1253,6 @@ pub async fn tasks_of<C: ConnectionTrait>(db: &C, deal_id: i64) -> AppResult<Vec
     Ok(task::Entity::find()
         .filter(task::Column::OpportunityId.eq(deal_id))
         .order_by_asc(task::Column::Id)
-        .all(db)
-        .await?)
-}
-
-/// A deal's reminders, soonest first.
-pub async fn reminders_of<C: ConnectionTrait>(
-    db: &C,
-    deal_id: i64,
-) -> AppResult<Vec<reminder::Model>> {
-    Ok(reminder::Entity::find()
-        .filter(reminder::Column::OpportunityId.eq(deal_id))
-        .order_by_asc(reminder::Column::DueAt)
-        .order_by_asc(reminder::Column::Id)
         .all(db)
         .await?)
 }

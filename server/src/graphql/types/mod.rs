@@ -47,6 +47,7 @@ pub enum Node {
     Territory(Territory),
     TerritoryMembership(TerritoryMembership),
     AssignmentRule(AssignmentRule),
+    Reminder(crate::graphql::reminders::Reminder),
 }
 
 /// An exact amount of money. `amount` is a decimal string, never a float.

@@ -131,13 +131,13 @@ impl Opportunity {
     async fn reminders(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<crate::graphql::stage_scripts::Reminder>> {
+    ) -> async_graphql::Result<Vec<crate::graphql::reminders::Reminder>> {
         let svc = crate::graphql::services(ctx);
         Ok(
-            crate::services::stage_scripts::reminders_of(&svc.db, self.0.id)
+            crate::services::reminders::of_opportunity(&svc.db, self.0.id)
                 .await?
                 .into_iter()
-                .map(crate::graphql::stage_scripts::Reminder)
+                .map(crate::graphql::reminders::Reminder)
                 .collect(),
         )
     }

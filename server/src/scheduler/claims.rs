@@ -1,0 +1,203 @@
+//! The scheduler's statements. A claim takes due reminders under a lease in one
+//! statement: on PostgreSQL `FOR UPDATE SKIP LOCKED` lets instances claim side by side
+//! without waiting on each other; on SQLite the statement runs in a write transaction,
+//! SQLite's single writer being the lease's lock. A claim moves `attempt_at` to the end
+//! of the lease, so a reminder whose instance died becomes due again by itself.
+
+use accord_entities::reminder::{self, ReminderStatus};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
+};
+
+use crate::db::begin_write;
+
+/// Claims up to `limit` reminders due at `now` for `owner` until `now + lease`.
+pub async fn claim(
+    db: &DatabaseConnection,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+    limit: u64,
+) -> Result<Vec<reminder::Model>, DbErr> {
+    let lease_end = now + lease;
+    let due = reminder::Entity::find()
+        .select_only()
+        .column(reminder::Column::Id)
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .filter(reminder::Column::AttemptAt.lte(now))
+        .order_by_asc(reminder::Column::AttemptAt)
+        .limit(limit)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .into_query();
+    let update = reminder::Entity::update_many()
+        .col_expr(reminder::Column::LeaseUntil, Expr::value(lease_end))
+        .col_expr(reminder::Column::AttemptAt, Expr::value(lease_end))
+        .col_expr(reminder::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(
+            reminder::Column::Attempts,
+            Expr::col(reminder::Column::Attempts).add(1),
+        )
+        .filter(reminder::Column::Id.in_subquery(due));
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            let txn = begin_write(db).await?;
+            let claimed = update.exec_with_returning(&txn).await?;
+            txn.commit().await?;
+            Ok(claimed)
+        }
+        _ => update.exec_with_returning(db).await,
+    }
+}
+
+/// Marks reminders of one claim delivered. A reminder whose lease another claim took
+/// over, or that was cancelled meanwhile, is left as it is.
+pub async fn delivered<C: ConnectionTrait>(
+    db: &C,
+    owner: &str,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    reminder::Entity::update_many()
+        .col_expr(
+            reminder::Column::Status,
+            Expr::value(ReminderStatus::Delivered),
+        )
+        .col_expr(reminder::Column::DeliveredAt, Expr::value(now))
+        .col_expr(
+            reminder::Column::DeliveredChannels,
+            Expr::col(reminder::Column::Channels),
+        )
+        .col_expr(
+            reminder::Column::LeaseUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(reminder::Column::LeaseOwner, Expr::value(None::<String>))
+        .col_expr(reminder::Column::LastError, Expr::value(None::<String>))
+        .filter(reminder::Column::Id.is_in(ids.iter().copied()))
+        .filter(reminder::Column::LeaseOwner.eq(owner))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// What became of a delivery that did not reach every channel.
+pub struct Failure<'a> {
+    pub id: i64,
+    pub owner: &'a str,
+    pub error: &'a str,
+    /// The channels (and webhook endpoints) that did get it; a retry skips them.
+    pub delivered_channels: &'a str,
+}
+
+/// Records a failed delivery: back to pending with a backoff, or dead after the last
+/// attempt. `retry_at` is `None` for dead.
+pub async fn failed<C: ConnectionTrait>(
+    db: &C,
+    failure: Failure<'_>,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let status = if retry_at.is_some() {
+        ReminderStatus::Pending
+    } else {
+        ReminderStatus::Dead
+    };
+    reminder::Entity::update_many()
+        .col_expr(reminder::Column::Status, Expr::value(status))
+        .col_expr(
+            reminder::Column::AttemptAt,
+            Expr::value(retry_at.unwrap_or(now)),
+        )
+        .col_expr(
+            reminder::Column::LeaseUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(reminder::Column::LeaseOwner, Expr::value(None::<String>))
+        .col_expr(
+            reminder::Column::LastError,
+            Expr::value(failure.error.chars().take(500).collect::<String>()),
+        )
+        .col_expr(
+            reminder::Column::DeliveredChannels,
+            Expr::value(failure.delivered_channels),
+        )
+        .filter(reminder::Column::Id.eq(failure.id))
+        .filter(reminder::Column::LeaseOwner.eq(failure.owner))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends a reminder that has no one left to receive it.
+pub async fn cancelled<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    owner: &str,
+    why: &str,
+) -> Result<(), DbErr> {
+    reminder::Entity::update_many()
+        .col_expr(
+            reminder::Column::Status,
+            Expr::value(ReminderStatus::Cancelled),
+        )
+        .col_expr(
+            reminder::Column::LeaseUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(reminder::Column::LeaseOwner, Expr::value(None::<String>))
+        .col_expr(reminder::Column::LastError, Expr::value(why))
+        .filter(reminder::Column::Id.eq(id))
+        .filter(reminder::Column::LeaseOwner.eq(owner))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// When the next pending reminder may be claimed (its due time, retry or lease end).
+pub async fn next_attempt(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let next = reminder::Entity::find()
+        .select_only()
+        .column_as(reminder::Column::AttemptAt.min(), "next")
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(db)
+        .await?;
+    Ok(next.flatten())
+}
+
+/// The wait before retry number `attempts` (1 after the first failure): `base`
+/// doubling each time, at most an hour, plus up to a tenth more so that a burst of
+/// failures does not come back as one burst.
+pub fn backoff(base: std::time::Duration, attempts: i32) -> Duration {
+    let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
+    let wait = base
+        .saturating_mul(1u32 << doublings)
+        .min(std::time::Duration::from_secs(3600));
+    let jitter = wait.mul_f64(rand::random::<f64>() * 0.1);
+    Duration::from_std(wait + jitter).unwrap_or(Duration::hours(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = std::time::Duration::from_secs(30);
+        let first = backoff(base, 1);
+        assert!(first >= Duration::seconds(30) && first <= Duration::seconds(33));
+        let third = backoff(base, 3);
+        assert!(third >= Duration::seconds(120) && third <= Duration::seconds(132));
+        let late = backoff(base, 30);
+        assert!(late >= Duration::hours(1) && late <= Duration::minutes(66));
+    }
+}
