@@ -15,6 +15,7 @@ mod e2e {
     mod nplus1;
     mod opportunities;
     mod pagination;
+    mod reminder_fleet;
     mod reminders;
     mod stage_scripts;
     mod territories;
