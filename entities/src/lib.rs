@@ -9,10 +9,13 @@
 
 pub mod account;
 pub mod audit_log;
+pub mod calendar_feed;
 pub mod auth_token;
 pub mod authz_state;
 pub mod casbin_rule;
 pub mod contact;
+pub mod event;
+pub mod event_attendee;
 pub mod lead;
 pub mod note;
 pub mod opportunity;

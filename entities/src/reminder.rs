@@ -52,6 +52,8 @@ pub struct Model {
     pub delivered_channels: String,
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTimeUtc>,
+    /// The event whose occurrence it announces (`anchor` = `event_start`).
+    pub event_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

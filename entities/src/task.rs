@@ -38,6 +38,16 @@ pub struct Model {
     pub script_id: Option<i64>,
     pub stage_id: Option<i64>,
     pub created_at: DateTimeUtc,
+    pub account_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub description: Option<String>,
+    /// Optimistic concurrency for edits, as on opportunities.
+    pub version: i32,
+    pub completed_at: Option<DateTimeUtc>,
+    /// Who created it by hand; `None` for tasks a stage script created.
+    pub created_by: Option<i64>,
+    /// The iCalendar UID of an imported to-do (re-imports update it); `None` otherwise.
+    pub ics_uid: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

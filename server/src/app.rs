@@ -80,6 +80,15 @@ pub fn router(state: AppState) -> Router {
         .route("/graphiql", get(graphiql))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/calendar/{file}", get(crate::calendar_http::feed))
+        .route(
+            "/calendar/import",
+            // The service refuses files over the import limit with a clear message;
+            // the transport limit sits a little above it.
+            post(crate::calendar_http::import).layer(DefaultBodyLimit::max(
+                crate::services::ical::IMPORT_MAX_BYTES + 64 * 1024,
+            )),
+        )
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -119,6 +128,19 @@ pub async fn start(
     } else {
         None
     };
+    // Reminders of open-ended recurring events exist a few weeks ahead; this keeps
+    // the window moving (every instance may run it: reminder keys make it idempotent).
+    let top_up = state.limits.delivery.scheduler.then(|| {
+        let services = state.services.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = crate::services::calendar::top_up_reminders(&services).await {
+                    tracing::warn!(error = ?e, "topping up event reminders failed");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+            }
+        })
+    });
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = router(state.clone());
@@ -131,6 +153,9 @@ pub async fn start(
             listener.abort();
         }
         drop(scheduler);
+        if let Some(top_up) = top_up {
+            top_up.abort();
+        }
         served
     });
     Ok(RunningServer { addr, state, task })
@@ -261,35 +286,9 @@ async fn execute(
         BatchRequest::Batch(rs) => (rs, true),
     };
 
-    let actor: Option<Actor> = match bearer(headers) {
-        Err(()) => {
-            return error_body(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "use `Authorization: Bearer <token>`",
-            );
-        }
-        Ok(None) => None,
-        Ok(Some(token)) => {
-            match auth::authenticate(&state.services.db, &state.services.tokens, token).await {
-                Ok(actor) => Some(actor),
-                Err(AppError::Unauthenticated) => {
-                    return error_body(
-                        StatusCode::UNAUTHORIZED,
-                        "UNAUTHENTICATED",
-                        "the token is invalid, expired or revoked; log in again",
-                    );
-                }
-                Err(err) => {
-                    tracing::error!(error = ?err, "token lookup failed");
-                    return error_body(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "INTERNAL",
-                        "internal error",
-                    );
-                }
-            }
-        }
+    let actor: Option<Actor> = match bearer_actor(state, headers).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
     };
 
     if actor.is_none() && !requests.iter().all(is_login_only) {
@@ -435,4 +434,56 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+}
+
+/// The caller behind an `Authorization: Bearer` header: `None` without one, an error
+/// response for a malformed, unknown or revoked token.
+async fn bearer_actor(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Actor>, axum::response::Response> {
+    Ok(match bearer(headers) {
+        Err(()) => {
+            return Err(error_body(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "use `Authorization: Bearer <token>`",
+            ));
+        }
+        Ok(None) => None,
+        Ok(Some(token)) => {
+            match auth::authenticate(&state.services.db, &state.services.tokens, token).await {
+                Ok(actor) => Some(actor),
+                Err(AppError::Unauthenticated) => {
+                    return Err(error_body(
+                        StatusCode::UNAUTHORIZED,
+                        "UNAUTHENTICATED",
+                        "the token is invalid, expired or revoked; log in again",
+                    ));
+                }
+                Err(err) => {
+                    tracing::error!(error = ?err, "token lookup failed");
+                    return Err(error_body(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "INTERNAL",
+                        "internal error",
+                    ));
+                }
+            }
+        }
+    })
+}
+
+/// Like [`bearer_actor`], for endpoints that need a signed-in caller.
+pub(crate) async fn authenticate_bearer(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Actor, axum::response::Response> {
+    bearer_actor(state, headers).await?.ok_or_else(|| {
+        error_body(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "authentication required: send `Authorization: Bearer <token>`",
+        )
+    })
 }

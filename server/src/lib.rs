@@ -2,6 +2,7 @@
 //! the application through [`app::build`].
 
 pub mod app;
+pub mod calendar_http;
 pub mod auth;
 pub mod authz;
 pub mod config;

@@ -3,7 +3,7 @@
 
 mod cache;
 mod password;
-mod token;
+pub(crate) mod token;
 
 use accord_entities::{auth_token, user};
 use chrono::Utc;

@@ -10,9 +10,14 @@ pub const TOKEN_PREFIX: &str = "acc_";
 
 /// Returns `(secret shown to the client, digest to store)`.
 pub fn generate_token() -> (String, String) {
+    generate_secret(TOKEN_PREFIX)
+}
+
+/// 256 random bits behind `prefix`, and their digest (calendar feeds use `cal_`).
+pub fn generate_secret(prefix: &str) -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let secret = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     let digest = hash_token(&secret);
     (secret, digest)
 }

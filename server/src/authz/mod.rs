@@ -46,6 +46,8 @@ pub enum Resource {
     StageScript,
     Reminder,
     Webhook,
+    Event,
+    Task,
 }
 
 impl Resource {
@@ -64,6 +66,8 @@ impl Resource {
             Resource::StageScript => "stage_script",
             Resource::Reminder => "reminder",
             Resource::Webhook => "webhook",
+            Resource::Event => "event",
+            Resource::Task => "task",
         }
     }
 }

@@ -6,7 +6,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use accord_entities::territory_membership::AccessLevel;
-use accord_entities::{account, contact, note, opportunity, opportunity_contact_role as role};
+use accord_entities::{
+    account, contact, event, event_attendee, note, opportunity, opportunity_contact_role as role,
+    task,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, Condition, EntityTrait};
 
@@ -287,6 +290,105 @@ impl Scope {
                     Self::through::<note::Entity>(A::EntityId, note::Column::Id, self.notes()?),
                 )),
         )
+    }
+}
+
+impl Scope {
+    /// An event shows when the record it hangs on does; a personal event (on no record)
+    /// shows to its owner and its invited users.
+    pub fn events(&self) -> Option<Condition> {
+        if self.unrestricted {
+            return None;
+        }
+        let invited = Query::select()
+            .expr(Expr::val(1))
+            .from(event_attendee::Entity)
+            .cond_where(
+                Condition::all()
+                    .add(
+                        Expr::col((event_attendee::Entity, event_attendee::Column::EventId))
+                            .equals((event::Entity, event::Column::Id)),
+                    )
+                    .add(event_attendee::Column::UserId.eq(self.user_id)),
+            )
+            .to_owned();
+        let personal = Condition::all()
+            .add(event::Column::AccountId.is_null())
+            .add(event::Column::ContactId.is_null())
+            .add(event::Column::OpportunityId.is_null())
+            .add(
+                Condition::any()
+                    .add(event::Column::OwnerId.eq(self.user_id))
+                    .add(Expr::exists(invited)),
+            );
+        Some(self.on_subject(
+            personal,
+            (
+                event::Column::AccountId,
+                event::Column::ContactId,
+                event::Column::OpportunityId,
+            ),
+        ))
+    }
+
+    /// A task shows when the record it hangs on does; a personal task shows to the
+    /// user it is assigned to and the user who created it.
+    pub fn tasks(&self) -> Option<Condition> {
+        if self.unrestricted {
+            return None;
+        }
+        let personal = Condition::all()
+            .add(task::Column::AccountId.is_null())
+            .add(task::Column::ContactId.is_null())
+            .add(task::Column::OpportunityId.is_null())
+            .add(
+                Condition::any()
+                    .add(task::Column::AssigneeId.eq(self.user_id))
+                    .add(task::Column::CreatedBy.eq(self.user_id)),
+            );
+        Some(self.on_subject(
+            personal,
+            (
+                task::Column::AccountId,
+                task::Column::ContactId,
+                task::Column::OpportunityId,
+            ),
+        ))
+    }
+
+    /// `personal OR` the visible account, contact or deal the row points at.
+    fn on_subject(
+        &self,
+        personal: Condition,
+        (account_id, contact_id, deal_id): (
+            impl ColumnTrait,
+            impl ColumnTrait,
+            impl ColumnTrait,
+        ),
+    ) -> Condition {
+        let mut any = Condition::any().add(personal);
+        if let Some(accounts) = self.accounts(AccessLevel::Read) {
+            any = any.add(Self::through::<account::Entity>(
+                account_id,
+                account::Column::Id,
+                accounts,
+            ));
+        }
+        if let Some(contacts) = self.contacts(AccessLevel::Read) {
+            any = any.add(Self::through::<contact::Entity>(
+                contact_id,
+                contact::Column::Id,
+                contacts,
+            ));
+        }
+        if let Some(deals) = self.opportunities(AccessLevel::Read) {
+            any = any.add(Self::through::<opportunity::Entity>(
+                deal_id,
+                opportunity::Column::Id,
+                deals,
+            ));
+        }
+        any
     }
 }
 

@@ -28,10 +28,11 @@ pub enum NodeKind {
     Reminder,
     Task,
     Webhook,
+    Event,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 19] = [
+    const ALL: [NodeKind; 20] = [
         NodeKind::User,
         NodeKind::ApiToken,
         NodeKind::Account,
@@ -51,6 +52,7 @@ impl NodeKind {
         NodeKind::Reminder,
         NodeKind::Task,
         NodeKind::Webhook,
+        NodeKind::Event,
     ];
 
     /// The GraphQL type name, also used as the audit log's entity type.
@@ -75,6 +77,7 @@ impl NodeKind {
             NodeKind::Reminder => "Reminder",
             NodeKind::Task => "Task",
             NodeKind::Webhook => "Webhook",
+            NodeKind::Event => "Event",
         }
     }
 }

@@ -248,6 +248,8 @@ pub struct Loaders {
     pub notes_by_contact: Dl<FirstPerParent<note::Entity>>,
     pub notes_by_lead: Dl<FirstPerParent<note::Entity>>,
     pub notes_by_opportunity: Dl<FirstPerParent<note::Entity>>,
+    /// Attendees of events the caller already sees (events are checked before this).
+    pub attendees_by_event: Dl<ByParent<accord_entities::event_attendee::Entity>>,
 }
 
 impl Loaders {
@@ -303,6 +305,12 @@ impl Loaders {
                 db: db.clone(),
                 parent: stage::Column::PipelineId,
                 order: stage::Column::Position,
+                visible: None,
+            }),
+            attendees_by_event: dl(ByParent::<accord_entities::event_attendee::Entity> {
+                db: db.clone(),
+                parent: accord_entities::event_attendee::Column::EventId,
+                order: accord_entities::event_attendee::Column::Id,
                 visible: None,
             }),
             roles_by_opportunity: dl(ByParent::<role::Entity> {

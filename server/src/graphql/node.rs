@@ -51,12 +51,17 @@ impl NodeQuery {
             (NodeKind::Reminder, id) => Node::Reminder(crate::graphql::reminders::Reminder(
                 crate::services::reminders::get(svc, actor, id).await?,
             )),
+            (NodeKind::Event, id) => Node::Event(crate::graphql::calendar::Event(
+                crate::services::calendar::get_event(svc, actor, id).await?,
+            )),
+            (NodeKind::Task, id) => Node::Task(crate::graphql::calendar::Task(
+                crate::services::tasks::get(svc, actor, id).await?,
+            )),
             (
                 NodeKind::ApiToken
                 | NodeKind::StageTransition
                 | NodeKind::AuditEntry
                 | NodeKind::StageScript
-                | NodeKind::Task
                 | NodeKind::Webhook,
                 _,
             ) => {

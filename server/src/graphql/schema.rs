@@ -5,6 +5,7 @@ use async_graphql::{MergedObject, Schema};
 use super::access::{AccessMutation, AccessQuery};
 use super::accounts::{AccountMutation, AccountQuery};
 use super::audit::AuditQuery;
+use super::calendar::{CalendarMutation, CalendarQuery};
 use super::contacts::{ContactMutation, ContactQuery};
 use super::leads::{LeadMutation, LeadQuery};
 use super::node::NodeQuery;
@@ -32,6 +33,7 @@ pub struct QueryRoot(
     AccessQuery,
     StageScriptQuery,
     ReminderQuery,
+    CalendarQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -47,6 +49,7 @@ pub struct MutationRoot(
     AccessMutation,
     StageScriptMutation,
     ReminderMutation,
+    CalendarMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -2,7 +2,6 @@
 //! and what scripts left on a deal (guidance, reminders, tasks).
 
 use accord_entities::stage_script::{self, ScriptStatus as ScriptStatusModel};
-use accord_entities::task::{self, TaskKind as TaskKindModel, TaskStatus as TaskStatusModel};
 use accord_workflows::{Action, Diagnostic, Event, Outcome, Recipient};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -336,58 +335,6 @@ impl From<ReplayModel> for ReplayReport {
                 .collect(),
             truncated: r.truncated,
         }
-    }
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-pub enum TaskKind {
-    Task,
-    Approval,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-pub enum TaskStatus {
-    Open,
-    Done,
-    Cancelled,
-}
-
-pub struct Task(pub task::Model);
-
-#[Object]
-impl Task {
-    async fn id(&self) -> ID {
-        encode(NodeKind::Task, self.0.id)
-    }
-    async fn kind(&self) -> TaskKind {
-        match self.0.kind {
-            TaskKindModel::Task => TaskKind::Task,
-            TaskKindModel::Approval => TaskKind::Approval,
-        }
-    }
-    async fn title(&self) -> &str {
-        &self.0.title
-    }
-    async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(crate::graphql::loaders(ctx)?
-            .users
-            .load_one(self.0.assignee_id)
-            .await
-            .map_err(crate::graphql::loaders::load_error)?
-            .map(User))
-    }
-    async fn due_at(&self) -> Option<DateTime<Utc>> {
-        self.0.due_at
-    }
-    async fn status(&self) -> TaskStatus {
-        match self.0.status {
-            TaskStatusModel::Open => TaskStatus::Open,
-            TaskStatusModel::Done => TaskStatus::Done,
-            TaskStatusModel::Cancelled => TaskStatus::Cancelled,
-        }
-    }
-    async fn script(&self) -> Option<ID> {
-        self.0.script_id.map(|id| encode(NodeKind::StageScript, id))
     }
 }
 

@@ -65,6 +65,7 @@ impl NewReminder {
             delivered_channels: Set(String::new()),
             last_error: Set(None),
             delivered_at: Set(None),
+            event_id: Set(None),
         }
     }
 }

@@ -1035,6 +1035,13 @@ async fn insert_task<C: ConnectionTrait>(
         script_id: Set(Some(script_id)),
         stage_id: Set(Some(stage_id)),
         created_at: Set(now),
+        account_id: Set(None),
+        contact_id: Set(None),
+        description: Set(None),
+        version: Set(1),
+        completed_at: Set(None),
+        created_by: Set(None),
+        ics_uid: Set(None),
     }
     .insert(txn)
     .await?;

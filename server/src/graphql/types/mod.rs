@@ -48,6 +48,8 @@ pub enum Node {
     TerritoryMembership(TerritoryMembership),
     AssignmentRule(AssignmentRule),
     Reminder(crate::graphql::reminders::Reminder),
+    Event(crate::graphql::calendar::Event),
+    Task(crate::graphql::calendar::Task),
 }
 
 /// An exact amount of money. `amount` is a decimal string, never a float.

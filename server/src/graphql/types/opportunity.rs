@@ -146,12 +146,12 @@ impl Opportunity {
     async fn tasks(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<crate::graphql::stage_scripts::Task>> {
+    ) -> async_graphql::Result<Vec<crate::graphql::calendar::Task>> {
         let svc = crate::graphql::services(ctx);
         Ok(crate::services::stage_scripts::tasks_of(&svc.db, self.0.id)
             .await?
             .into_iter()
-            .map(crate::graphql::stage_scripts::Task)
+            .map(crate::graphql::calendar::Task)
             .collect())
     }
     /// Every stage change, oldest first, starting with the entry stage.
