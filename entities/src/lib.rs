@@ -9,9 +9,9 @@
 
 pub mod account;
 pub mod audit_log;
-pub mod calendar_feed;
 pub mod auth_token;
 pub mod authz_state;
+pub mod calendar_feed;
 pub mod casbin_rule;
 pub mod contact;
 pub mod event;

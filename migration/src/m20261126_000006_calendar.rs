@@ -180,15 +180,29 @@ impl MigrationTrait for Migration {
             .await?;
         // Range queries: what starts before the range ends, and may still run into it.
         manager
-            .create_index(index("ix_events_owner_start", Events::Table, &["owner_id", "starts_at"]))
+            .create_index(index(
+                "ix_events_owner_start",
+                Events::Table,
+                &["owner_id", "starts_at"],
+            ))
             .await?;
         manager
-            .create_index(index("ix_events_series_end", Events::Table, &["series_ends_at"]))
+            .create_index(index(
+                "ix_events_series_end",
+                Events::Table,
+                &["series_ends_at"],
+            ))
             .await?;
         // An imported event is updated, not duplicated, when its file is imported again.
         manager
             .create_index(
-                index("ux_events_owner_uid", Events::Table, &["owner_id", "ics_uid"]).unique().to_owned(),
+                index(
+                    "ux_events_owner_uid",
+                    Events::Table,
+                    &["owner_id", "ics_uid"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
         for (name, col) in [
@@ -196,7 +210,9 @@ impl MigrationTrait for Migration {
             ("ix_events_contact", "contact_id"),
             ("ix_events_opportunity", "opportunity_id"),
         ] {
-            manager.create_index(index(name, Events::Table, &[col])).await?;
+            manager
+                .create_index(index(name, Events::Table, &[col]))
+                .await?;
         }
 
         manager
@@ -229,16 +245,24 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                index("ux_event_attendees_user", EventAttendees::Table, &["user_id", "event_id"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "ux_event_attendees_user",
+                    EventAttendees::Table,
+                    &["user_id", "event_id"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
         manager
             .create_index(
-                index("ux_event_attendees_contact", EventAttendees::Table, &["event_id", "contact_id"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "ux_event_attendees_contact",
+                    EventAttendees::Table,
+                    &["event_id", "contact_id"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
 
@@ -262,20 +286,44 @@ impl MigrationTrait for Migration {
 
         // SQLite adds one column per ALTER TABLE.
         let task_columns = [
-            ColumnDef::new(Tasks::AccountId).big_integer().null().to_owned(),
-            ColumnDef::new(Tasks::ContactId).big_integer().null().to_owned(),
-            ColumnDef::new(Tasks::Description).string_len(2000).null().to_owned(),
-            ColumnDef::new(Tasks::Version).integer().not_null().default(1).to_owned(),
+            ColumnDef::new(Tasks::AccountId)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Tasks::ContactId)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Tasks::Description)
+                .string_len(2000)
+                .null()
+                .to_owned(),
+            ColumnDef::new(Tasks::Version)
+                .integer()
+                .not_null()
+                .default(1)
+                .to_owned(),
             ColumnDef::new(Tasks::CompletedAt)
                 .timestamp_with_time_zone()
                 .null()
                 .to_owned(),
-            ColumnDef::new(Tasks::CreatedBy).big_integer().null().to_owned(),
-            ColumnDef::new(Tasks::IcsUid).string_len(255).null().to_owned(),
+            ColumnDef::new(Tasks::CreatedBy)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Tasks::IcsUid)
+                .string_len(255)
+                .null()
+                .to_owned(),
         ];
         for mut column in task_columns {
             manager
-                .alter_table(Table::alter().table(Tasks::Table).add_column(&mut column).to_owned())
+                .alter_table(
+                    Table::alter()
+                        .table(Tasks::Table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
                 .await?;
         }
         manager
@@ -292,7 +340,12 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table(Reminders::Table)
-                    .add_column(&mut ColumnDef::new(Reminders::EventId).big_integer().null().to_owned())
+                    .add_column(
+                        ColumnDef::new(Reminders::EventId)
+                            .big_integer()
+                            .null()
+                            .to_owned(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -304,13 +357,28 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_index(Index::drop().name("ix_reminders_event").table(Reminders::Table).to_owned())
+            .drop_index(
+                Index::drop()
+                    .name("ix_reminders_event")
+                    .table(Reminders::Table)
+                    .to_owned(),
+            )
             .await?;
         manager
-            .alter_table(Table::alter().table(Reminders::Table).drop_column(Reminders::EventId).to_owned())
+            .alter_table(
+                Table::alter()
+                    .table(Reminders::Table)
+                    .drop_column(Reminders::EventId)
+                    .to_owned(),
+            )
             .await?;
         manager
-            .drop_index(Index::drop().name("ix_tasks_assignee_due").table(Tasks::Table).to_owned())
+            .drop_index(
+                Index::drop()
+                    .name("ix_tasks_assignee_due")
+                    .table(Tasks::Table)
+                    .to_owned(),
+            )
             .await?;
         for col in [
             Tasks::AccountId,
@@ -322,7 +390,12 @@ impl MigrationTrait for Migration {
             Tasks::IcsUid,
         ] {
             manager
-                .alter_table(Table::alter().table(Tasks::Table).drop_column(col).to_owned())
+                .alter_table(
+                    Table::alter()
+                        .table(Tasks::Table)
+                        .drop_column(col)
+                        .to_owned(),
+                )
                 .await?;
         }
         for table in [
@@ -330,7 +403,9 @@ impl MigrationTrait for Migration {
             EventAttendees::Table.into_iden(),
             Events::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

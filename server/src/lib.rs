@@ -2,9 +2,9 @@
 //! the application through [`app::build`].
 
 pub mod app;
-pub mod calendar_http;
 pub mod auth;
 pub mod authz;
+pub mod calendar_http;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -8,6 +8,7 @@ mod e2e {
     mod access;
     mod auth;
     mod backend;
+    mod calendar;
     mod cli;
     mod crm;
     mod errors;

@@ -360,11 +360,7 @@ impl Scope {
     fn on_subject(
         &self,
         personal: Condition,
-        (account_id, contact_id, deal_id): (
-            impl ColumnTrait,
-            impl ColumnTrait,
-            impl ColumnTrait,
-        ),
+        (account_id, contact_id, deal_id): (impl ColumnTrait, impl ColumnTrait, impl ColumnTrait),
     ) -> Condition {
         let mut any = Condition::any().add(personal);
         if let Some(accounts) = self.accounts(AccessLevel::Read) {

@@ -64,11 +64,21 @@ async fn subject_fields(
 ) -> async_graphql::Result<(Option<Account>, Option<Contact>, Option<Opportunity>)> {
     let l = loaders(ctx)?;
     let a = match account {
-        Some(id) => l.accounts.load_one(id).await.map_err(load_error)?.map(Account),
+        Some(id) => l
+            .accounts
+            .load_one(id)
+            .await
+            .map_err(load_error)?
+            .map(Account),
         None => None,
     };
     let c = match contact {
-        Some(id) => l.contacts.load_one(id).await.map_err(load_error)?.map(Contact),
+        Some(id) => l
+            .contacts
+            .load_one(id)
+            .await
+            .map_err(load_error)?
+            .map(Contact),
         None => None,
     };
     let o = match deal {
@@ -151,10 +161,14 @@ impl Event {
         user_field(ctx, self.0.owner_id).await
     }
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        Ok(subject_fields(ctx, (self.0.account_id, None, None)).await?.0)
+        Ok(subject_fields(ctx, (self.0.account_id, None, None))
+            .await?
+            .0)
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
-        Ok(subject_fields(ctx, (None, self.0.contact_id, None)).await?.1)
+        Ok(subject_fields(ctx, (None, self.0.contact_id, None))
+            .await?
+            .1)
     }
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
         Ok(subject_fields(ctx, (None, None, self.0.opportunity_id))
@@ -204,7 +218,9 @@ impl Attendee {
     }
     /// Null when it is a user, or a contact you may not see.
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
-        Ok(subject_fields(ctx, (None, self.0.contact_id, None)).await?.1)
+        Ok(subject_fields(ctx, (None, self.0.contact_id, None))
+            .await?
+            .1)
     }
     async fn response(&self) -> AttendeeResponse {
         self.0.response.into()
@@ -275,10 +291,14 @@ impl Task {
         self.0.version
     }
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        Ok(subject_fields(ctx, (self.0.account_id, None, None)).await?.0)
+        Ok(subject_fields(ctx, (self.0.account_id, None, None))
+            .await?
+            .0)
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
-        Ok(subject_fields(ctx, (None, self.0.contact_id, None)).await?.1)
+        Ok(subject_fields(ctx, (None, self.0.contact_id, None))
+            .await?
+            .1)
     }
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
         Ok(subject_fields(ctx, (None, None, self.0.opportunity_id))
@@ -504,9 +524,13 @@ impl CalendarQuery {
         to: DateTime<Utc>,
         of: Option<CalendarOf>,
     ) -> async_graphql::Result<Calendar> {
-        let view =
-            calendar::calendar(services(ctx), actor(ctx)?, whose(of)?, Range::new(from, to)?)
-                .await?;
+        let view = calendar::calendar(
+            services(ctx),
+            actor(ctx)?,
+            whose(of)?,
+            Range::new(from, to)?,
+        )
+        .await?;
         Ok(Calendar(view))
     }
 
@@ -518,9 +542,13 @@ impl CalendarQuery {
         to: DateTime<Utc>,
         of: Option<CalendarOf>,
     ) -> async_graphql::Result<Vec<FreeBusy>> {
-        let found =
-            calendar::free_busy(services(ctx), actor(ctx)?, whose(of)?, Range::new(from, to)?)
-                .await?;
+        let found = calendar::free_busy(
+            services(ctx),
+            actor(ctx)?,
+            whose(of)?,
+            Range::new(from, to)?,
+        )
+        .await?;
         Ok(found
             .into_iter()
             .map(|(user, busy)| FreeBusy {
@@ -652,10 +680,16 @@ impl CalendarMutation {
             title: input.title,
             description: input.description,
             due_at: input.due_at,
-            assignee_id: decode_opt("input.assigneeId", input.assignee_id.as_ref(), NodeKind::User)?,
+            assignee_id: decode_opt(
+                "input.assigneeId",
+                input.assignee_id.as_ref(),
+                NodeKind::User,
+            )?,
             subject: subject("input.subjectId", input.subject_id.as_ref())?,
         };
-        Ok(Task(tasks::create(services(ctx), actor(ctx)?, input).await?))
+        Ok(Task(
+            tasks::create(services(ctx), actor(ctx)?, input).await?,
+        ))
     }
 
     async fn update_task(
@@ -669,7 +703,11 @@ impl CalendarMutation {
             description: input.description.into(),
             due_at: input.due_at.into(),
             status: input.status.map(Into::into),
-            assignee_id: decode_opt("input.assigneeId", input.assignee_id.as_ref(), NodeKind::User)?,
+            assignee_id: decode_opt(
+                "input.assigneeId",
+                input.assignee_id.as_ref(),
+                NodeKind::User,
+            )?,
         };
         Ok(Task(
             tasks::update(services(ctx), actor(ctx)?, id, input.version, patch).await?,

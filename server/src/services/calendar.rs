@@ -396,7 +396,9 @@ async fn set_attendees<C: ConnectionTrait>(
         })
         .collect();
     if !new_rows.is_empty() {
-        event_attendee::Entity::insert_many(new_rows).exec(db).await?;
+        event_attendee::Entity::insert_many(new_rows)
+            .exec(db)
+            .await?;
     }
     Ok(())
 }
@@ -809,7 +811,10 @@ pub async fn attendees_of<C: ConnectionTrait>(
 // ---- reminders before occurrences ----------------------------------------------------
 
 fn reminder_key(event_id: i64, occurrence: DateTime<Utc>, minutes: i32, user: i64) -> String {
-    format!("event:{event_id}:{}:{minutes}:{user}", occurrence.timestamp())
+    format!(
+        "event:{event_id}:{}:{minutes}:{user}",
+        occurrence.timestamp()
+    )
 }
 
 /// Makes the event's pending reminders match the event: one per attending user (owner
@@ -852,26 +857,34 @@ pub(crate) async fn sync_reminders<C: ConnectionTrait>(
     }
     let existing = reminder::Entity::find()
         .filter(reminder::Column::EventId.eq(e.id))
-        .filter(reminder::Column::Status.is_in([ReminderStatus::Pending, ReminderStatus::Cancelled]))
+        .filter(
+            reminder::Column::Status.is_in([ReminderStatus::Pending, ReminderStatus::Cancelled]),
+        )
         .all(db)
         .await?;
     for r in existing {
         match desired.remove(&r.idempotency_key) {
-            Some((_, due, _)) => {
-                if r.status != ReminderStatus::Pending || r.due_at != due {
-                    reminder::Entity::update_many()
-                        .col_expr(reminder::Column::Status, Expr::value(ReminderStatus::Pending))
-                        .col_expr(reminder::Column::DueAt, Expr::value(due))
-                        .col_expr(reminder::Column::AttemptAt, Expr::value(due))
-                        .col_expr(reminder::Column::Attempts, Expr::value(0))
-                        .filter(reminder::Column::Id.eq(r.id))
-                        .exec(db)
-                        .await?;
-                }
+            // Moved, or back after a cancellation: pending again at the new time.
+            Some((_, due, _)) if r.status != ReminderStatus::Pending || r.due_at != due => {
+                reminder::Entity::update_many()
+                    .col_expr(
+                        reminder::Column::Status,
+                        Expr::value(ReminderStatus::Pending),
+                    )
+                    .col_expr(reminder::Column::DueAt, Expr::value(due))
+                    .col_expr(reminder::Column::AttemptAt, Expr::value(due))
+                    .col_expr(reminder::Column::Attempts, Expr::value(0))
+                    .filter(reminder::Column::Id.eq(r.id))
+                    .exec(db)
+                    .await?;
             }
+            Some(_) => {}
             None if r.status == ReminderStatus::Pending => {
                 reminder::Entity::update_many()
-                    .col_expr(reminder::Column::Status, Expr::value(ReminderStatus::Cancelled))
+                    .col_expr(
+                        reminder::Column::Status,
+                        Expr::value(ReminderStatus::Cancelled),
+                    )
                     .filter(reminder::Column::Id.eq(r.id))
                     .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
                     .exec(db)
@@ -891,7 +904,10 @@ pub(crate) async fn sync_reminders<C: ConnectionTrait>(
             let mut row = NewReminder {
                 recipient_id: user,
                 opportunity_id: None,
-                message: format!("{} at {local}", e.title).chars().take(500).collect(),
+                message: format!("{} at {local}", e.title)
+                    .chars()
+                    .take(500)
+                    .collect(),
                 due_at: due,
                 anchor: None,
                 offset_minutes: -i64::from(e.remind_minutes_before.unwrap_or(0)),
@@ -975,7 +991,12 @@ pub struct Whose {
     pub territory_id: Option<i64>,
 }
 
-async fn resolve_users(svc: &Services, actor: &Actor, scope: &Scope, whose: &Whose) -> AppResult<Vec<i64>> {
+async fn resolve_users(
+    svc: &Services,
+    actor: &Actor,
+    scope: &Scope,
+    whose: &Whose,
+) -> AppResult<Vec<i64>> {
     let mut users: BTreeSet<i64> = whose.user_ids.iter().copied().collect();
     if let Some(t) = whose.territory_id {
         if !scope.allows(Some(t), AccessLevel::Read) {
@@ -1046,7 +1067,11 @@ async fn events_of(
 fn expand(events: &[event::Model], range: Range) -> AppResult<Vec<(usize, Occurrence)>> {
     let mut all = Vec::new();
     for (i, e) in events.iter().enumerate() {
-        all.extend(occurrences_of(e, range.from, range.to)?.into_iter().map(|o| (i, o)));
+        all.extend(
+            occurrences_of(e, range.from, range.to)?
+                .into_iter()
+                .map(|o| (i, o)),
+        );
         if all.len() > OCCURRENCES_PER_QUERY_MAX {
             return Err(AppError::validation(
                 "to",
@@ -1103,7 +1128,9 @@ pub async fn free_busy(
     whose: Whose,
     range: Range,
 ) -> AppResult<Vec<(i64, Vec<Occurrence>)>> {
-    svc.authz.require(actor, Resource::User, Action::Read).await?;
+    svc.authz
+        .require(actor, Resource::User, Action::Read)
+        .await?;
     let scope = svc.authz.scope(actor).await;
     let users = resolve_users(svc, actor, &scope, &whose).await?;
     let busy = busy_of(svc, &users, range, None).await?;

@@ -229,7 +229,11 @@ pub async fn render_feed(svc: &Services, token: &str) -> AppResult<Option<String
     let mut cal = Calendar::new();
     cal.name(&format!("Accord: {}", owner.display_name));
     cal.append_property(Property::new("PRODID", PRODID));
-    cal.append_property(Property::new("REFRESH-INTERVAL", "PT15M").add_parameter("VALUE", "DURATION").done());
+    cal.append_property(
+        Property::new("REFRESH-INTERVAL", "PT15M")
+            .add_parameter("VALUE", "DURATION")
+            .done(),
+    );
     cal.append_property(Property::new("X-PUBLISHED-TTL", "PT15M"));
     let zones: BTreeSet<&str> = events.iter().map(|e| e.time_zone.as_str()).collect();
     let first_year = events
@@ -301,7 +305,9 @@ pub async fn render_feed(svc: &Services, token: &str) -> AppResult<Option<String
         }
         for a in attendees.get(&e.id).into_iter().flatten() {
             let who = match (a.user_id, a.contact_id) {
-                (Some(u), _) => users.get(&u).map(|u| (u.display_name.clone(), Some(u.email.clone()))),
+                (Some(u), _) => users
+                    .get(&u)
+                    .map(|u| (u.display_name.clone(), Some(u.email.clone()))),
                 (_, Some(c)) => contacts
                     .get(&c)
                     .map(|c| (format!("{} {}", c.first_name, c.last_name), c.email.clone())),
@@ -406,7 +412,9 @@ fn format_offset(seconds: i32) -> String {
 /// start, so the component stands on its own.
 fn vtimezone(tz: chrono_tz::Tz, first_year: i32, last_year: i32) -> Option<CalendarComponent> {
     let start = Utc.with_ymd_and_hms(first_year, 1, 1, 0, 0, 0).single()?;
-    let end = Utc.with_ymd_and_hms(last_year + 1, 1, 1, 0, 0, 0).single()?;
+    let end = Utc
+        .with_ymd_and_hms(last_year + 1, 1, 1, 0, 0, 0)
+        .single()?;
     let mut lines = vec![
         "BEGIN:VCALENDAR".to_owned(),
         "BEGIN:VTIMEZONE".to_owned(),
@@ -529,8 +537,11 @@ fn instants_of(prop: &Property, default_tz: chrono_tz::Tz) -> Result<Vec<DateTim
                     .map(|n| n.and_utc())
                     .map_err(|_| format!("'{v}' is not a date-time"))
             } else if let Ok(n) = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S") {
-                instant(&DatePerhapsTime::DateTime(CalendarDateTime::Floating(n)), tz)
-                    .map(|(t, _, _)| t)
+                instant(
+                    &DatePerhapsTime::DateTime(CalendarDateTime::Floating(n)),
+                    tz,
+                )
+                .map(|(t, _, _)| t)
             } else {
                 NaiveDate::parse_from_str(v, "%Y%m%d")
                     .map_err(|_| format!("'{v}' is not a date-time"))
@@ -589,7 +600,11 @@ pub async fn import(
             CalendarComponent::Event(ev) => {
                 let uid = ev.get_uid().map(str::to_owned).unwrap_or_default();
                 if uid.is_empty() || uid.len() > 200 {
-                    return Err(import_error(i, &uid, "every VEVENT needs a UID of at most 200 characters"));
+                    return Err(import_error(
+                        i,
+                        &uid,
+                        "every VEVENT needs a UID of at most 200 characters",
+                    ));
                 }
                 let start = ev
                     .get_start()
@@ -598,7 +613,12 @@ pub async fn import(
                     instant(&start, default_tz).map_err(|m| import_error(i, &uid, m))?;
                 let ends_at = match (ev.get_end(), ev.property_value("DURATION")) {
                     (Some(end), _) => instant(&end, tz).map_err(|m| import_error(i, &uid, m))?.0,
-                    (None, Some(d)) => starts_at + parse_duration(d).ok_or_else(|| import_error(i, &uid, "DURATION is not a duration"))?,
+                    (None, Some(d)) => {
+                        starts_at
+                            + parse_duration(d).ok_or_else(|| {
+                                import_error(i, &uid, "DURATION is not a duration")
+                            })?
+                    }
                     (None, None) if all_day => starts_at + Duration::days(1),
                     (None, None) => starts_at + Duration::hours(1),
                 };
@@ -620,14 +640,22 @@ pub async fn import(
                 } else {
                     EventKind::Meeting
                 };
-                let title = ev.get_summary().map(str::trim).filter(|s| !s.is_empty()).unwrap_or("(no title)");
+                let title = ev
+                    .get_summary()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("(no title)");
                 let parsed = ParsedEvent {
                     uid: uid.clone(),
                     input: EventInput {
                         kind,
                         title: title.chars().take(200).collect(),
-                        description: ev.get_description().map(|d| d.chars().take(calendar::DESCRIPTION_MAX).collect()),
-                        location: ev.get_location().map(|l| l.chars().take(calendar::LOCATION_MAX).collect()),
+                        description: ev
+                            .get_description()
+                            .map(|d| d.chars().take(calendar::DESCRIPTION_MAX).collect()),
+                        location: ev
+                            .get_location()
+                            .map(|l| l.chars().take(calendar::LOCATION_MAX).collect()),
                         starts_at,
                         ends_at,
                         time_zone: tz.name().to_owned(),
@@ -655,10 +683,18 @@ pub async fn import(
             CalendarComponent::Todo(todo) => {
                 let uid = todo.get_uid().map(str::to_owned).unwrap_or_default();
                 if uid.is_empty() || uid.len() > 200 {
-                    return Err(import_error(i, &uid, "every VTODO needs a UID of at most 200 characters"));
+                    return Err(import_error(
+                        i,
+                        &uid,
+                        "every VTODO needs a UID of at most 200 characters",
+                    ));
                 }
                 let due = match todo.get_due() {
-                    Some(d) => Some(instant(&d, default_tz).map_err(|m| import_error(i, &uid, m))?.0),
+                    Some(d) => Some(
+                        instant(&d, default_tz)
+                            .map_err(|m| import_error(i, &uid, m))?
+                            .0,
+                    ),
                     None => None,
                 };
                 let status = match todo.property_value("STATUS") {
@@ -666,11 +702,22 @@ pub async fn import(
                     Some("CANCELLED") => TaskStatus::Cancelled,
                     _ => TaskStatus::Open,
                 };
-                let title = todo.get_summary().map(str::trim).filter(|s| !s.is_empty()).unwrap_or("(no title)");
+                let title = todo
+                    .get_summary()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("(no title)");
                 todos.push((
                     uid,
-                    title.chars().take(crate::services::tasks::TITLE_MAX).collect::<String>(),
-                    todo.get_description().map(|d| d.chars().take(crate::services::tasks::DESCRIPTION_MAX).collect::<String>()),
+                    title
+                        .chars()
+                        .take(crate::services::tasks::TITLE_MAX)
+                        .collect::<String>(),
+                    todo.get_description().map(|d| {
+                        d.chars()
+                            .take(crate::services::tasks::DESCRIPTION_MAX)
+                            .collect::<String>()
+                    }),
                     due,
                     status,
                 ));
@@ -726,7 +773,16 @@ pub async fn import(
                 }
                 active.version = Set(before.version + 1);
                 let after = active.update(&txn).await?;
-                audit::record(&txn, Some(actor), "import", "Task", after.id, Some(&before), Some(&after)).await?;
+                audit::record(
+                    &txn,
+                    Some(actor),
+                    "import",
+                    "Task",
+                    after.id,
+                    Some(&before),
+                    Some(&after),
+                )
+                .await?;
                 report.tasks_updated += 1;
             }
             None => {
@@ -753,7 +809,16 @@ pub async fn import(
                 }
                 .insert(&txn)
                 .await?;
-                audit::record(&txn, Some(actor), "import", "Task", created.id, None, Some(&created)).await?;
+                audit::record(
+                    &txn,
+                    Some(actor),
+                    "import",
+                    "Task",
+                    created.id,
+                    None,
+                    Some(&created),
+                )
+                .await?;
                 report.tasks_created += 1;
             }
         }

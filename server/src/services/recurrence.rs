@@ -133,19 +133,6 @@ impl Series<'_> {
             }
             return Ok(Some(self.ends_at));
         };
-        let unexcluded = Series {
-            exdates: &[],
-            ..self.clone()
-        };
-        for (i, exdate) in self.exdates.iter().enumerate() {
-            let hits = unexcluded.occurrences(*exdate, *exdate + Duration::seconds(1))?;
-            if !hits.iter().any(|o| o.starts_at == *exdate) {
-                return Err(error(
-                    "exdates",
-                    format!("exdates[{i}] ({exdate}) is not the start of an occurrence"),
-                ));
-            }
-        }
         let set = rule_set(self, rule)?;
         let probe = set.all(END_PROBE);
         if probe.dates.is_empty() {
@@ -160,6 +147,19 @@ impl Series<'_> {
                 .map_err(|e: rrule::RRuleError| error("rrule", format!("invalid RRULE: {e}")))?;
             parsed.get_count().is_none() && parsed.get_until().is_none()
         };
+        let unexcluded = Series {
+            exdates: &[],
+            ..self.clone()
+        };
+        for (i, exdate) in self.exdates.iter().enumerate() {
+            let hits = unexcluded.occurrences(*exdate, *exdate + Duration::seconds(1))?;
+            if !hits.iter().any(|o| o.starts_at == *exdate) {
+                return Err(error(
+                    "exdates",
+                    format!("exdates[{i}] ({exdate}) is not the start of an occurrence"),
+                ));
+            }
+        }
         if open_ended || probe.limited {
             return Ok(None);
         }
@@ -255,7 +255,9 @@ mod tests {
     #[test]
     fn keeps_local_time_across_daylight_saving() {
         let s = weekly_berlin(&[]);
-        let all = s.occurrences(utc(2026, 3, 1, 0, 0), utc(2026, 5, 1, 0, 0)).unwrap();
+        let all = s
+            .occurrences(utc(2026, 3, 1, 0, 0), utc(2026, 5, 1, 0, 0))
+            .unwrap();
         let starts: Vec<_> = all.iter().map(|o| o.starts_at).collect();
         // Berlin moves to CEST (UTC+2) on 2026-03-29: 09:00 local is 07:00 UTC after.
         assert_eq!(
@@ -267,7 +269,10 @@ mod tests {
                 utc(2026, 4, 6, 7, 0),
             ]
         );
-        assert!(all.iter().all(|o| o.ends_at - o.starts_at == Duration::minutes(30)));
+        assert!(
+            all.iter()
+                .all(|o| o.ends_at - o.starts_at == Duration::minutes(30))
+        );
         assert_eq!(s.validate().unwrap(), Some(utc(2026, 4, 6, 7, 30)));
     }
 
@@ -276,20 +281,29 @@ mod tests {
         let ex = [utc(2026, 3, 30, 7, 0)];
         let s = weekly_berlin(&ex);
         s.validate().unwrap();
-        let all = s.occurrences(utc(2026, 3, 1, 0, 0), utc(2026, 5, 1, 0, 0)).unwrap();
+        let all = s
+            .occurrences(utc(2026, 3, 1, 0, 0), utc(2026, 5, 1, 0, 0))
+            .unwrap();
         assert_eq!(all.len(), 3);
         assert!(all.iter().all(|o| o.starts_at != ex[0]));
         // 08:00 UTC on the 30th was 09:00 only before the change: not an occurrence.
         let wrong = [utc(2026, 3, 30, 8, 0)];
-        assert_eq!(weekly_berlin(&wrong).validate().unwrap_err().field, "exdates");
+        assert_eq!(
+            weekly_berlin(&wrong).validate().unwrap_err().field,
+            "exdates"
+        );
     }
 
     #[test]
     fn range_overlap_includes_running_occurrence() {
         let s = weekly_berlin(&[]);
-        let hits = s.occurrences(utc(2026, 3, 16, 8, 15), utc(2026, 3, 16, 8, 20)).unwrap();
+        let hits = s
+            .occurrences(utc(2026, 3, 16, 8, 15), utc(2026, 3, 16, 8, 20))
+            .unwrap();
         assert_eq!(hits.len(), 1);
-        let none = s.occurrences(utc(2026, 3, 16, 8, 30), utc(2026, 3, 23, 8, 0)).unwrap();
+        let none = s
+            .occurrences(utc(2026, 3, 16, 8, 30), utc(2026, 3, 23, 8, 0))
+            .unwrap();
         assert!(none.is_empty());
     }
 
@@ -305,8 +319,14 @@ mod tests {
         ] {
             assert_eq!(normalize_rule(bad).unwrap_err().field, "rrule", "{bad}");
         }
-        assert_eq!(normalize_rule("RRULE:FREQ=WEEKLY;BYDAY=MO").unwrap(), "FREQ=WEEKLY;BYDAY=MO");
-        assert_eq!(parse_time_zone("Mars/Olympus").unwrap_err().field, "timeZone");
+        assert_eq!(
+            normalize_rule("RRULE:FREQ=WEEKLY;BYDAY=MO").unwrap(),
+            "FREQ=WEEKLY;BYDAY=MO"
+        );
+        assert_eq!(
+            parse_time_zone("Mars/Olympus").unwrap_err().field,
+            "timeZone"
+        );
     }
 
     #[test]
@@ -325,10 +345,14 @@ mod tests {
             ..weekly_berlin(&[])
         };
         assert_eq!(s.validate().unwrap(), None);
-        let err = s.occurrences(utc(2026, 3, 1, 0, 0), utc(2046, 3, 1, 0, 0)).unwrap_err();
+        let err = s
+            .occurrences(utc(2026, 3, 1, 0, 0), utc(2046, 3, 1, 0, 0))
+            .unwrap_err();
         assert_eq!(err.field, "range");
         assert_eq!(
-            s.occurrences(utc(2026, 3, 1, 0, 0), utc(2026, 4, 1, 0, 0)).unwrap().len(),
+            s.occurrences(utc(2026, 3, 1, 0, 0), utc(2026, 4, 1, 0, 0))
+                .unwrap()
+                .len(),
             16
         );
     }

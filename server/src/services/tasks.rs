@@ -104,7 +104,16 @@ pub async fn create(svc: &Services, actor: &Actor, input: TaskInput) -> AppResul
     }
     .insert(&txn)
     .await?;
-    audit::record(&txn, Some(actor), "create", "Task", created.id, None, Some(&created)).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "create",
+        "Task",
+        created.id,
+        None,
+        Some(&created),
+    )
+    .await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -206,7 +215,16 @@ pub async fn update(
         "task",
     )
     .await?;
-    audit::record(&txn, Some(actor), "update", "Task", id, Some(&before), Some(&after)).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        "update",
+        "Task",
+        id,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
     txn.commit().await?;
     Ok(after)
 }

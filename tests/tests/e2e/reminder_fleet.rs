@@ -62,6 +62,7 @@ async fn schedule(db: &sea_orm::DatabaseConnection, recipient: i64, prefix: &str
                 delivered_channels: Set(String::new()),
                 last_error: Set(None),
                 delivered_at: Set(None),
+                event_id: Set(None),
             }
         })
         .collect();
