@@ -490,10 +490,8 @@ pub(crate) async fn upsert_imported<C: ConnectionTrait>(
         insert_event(db, actor, scope, input, Some(uid.to_owned())).await?;
         return Ok(true);
     };
+    // Attendees and reminders set in Accord stay: a file carries neither.
     let checked = Checked::new(input)?;
-    let users = attending_users(db, &input.attendee_user_ids).await?;
-    let contacts = current_attendees(db, before.id).await?.1;
-    set_attendees(db, before.id, &users, &contacts).await?;
     let now = Utc::now();
     let active = event::ActiveModel {
         kind: Set(checked.kind),
