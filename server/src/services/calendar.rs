@@ -26,7 +26,7 @@ use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
 use crate::services::recurrence::{self, Occurrence, RecurrenceError, Series};
 use crate::services::reminders::{self, NewReminder};
-use crate::services::validate::{NAME_MAX, optional_text, required_text};
+use crate::services::validate::{NAME_MAX, calendar_instant, optional_text, required_text};
 use crate::services::{Patch, Services, audit, gate, update_if_version};
 
 pub const DESCRIPTION_MAX: usize = 5000;
@@ -203,14 +203,7 @@ impl Checked {
                 format!("an occurrence may last at most {LONGEST_EVENT_DAYS} days"),
             ));
         }
-        let earliest = DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default();
-        let latest = Utc::now() + Duration::days(365 * 50);
-        if input.starts_at < earliest || input.starts_at > latest {
-            return Err(AppError::validation(
-                "startsAt",
-                "must lie between 1970 and fifty years from now",
-            ));
-        }
+        calendar_instant("startsAt", input.starts_at)?;
         if input.exdates.len() > EXDATES_MAX {
             return Err(AppError::validation(
                 "exdates",

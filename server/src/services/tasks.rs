@@ -4,7 +4,7 @@
 
 use accord_entities::task::{self, TaskKind, TaskStatus};
 use accord_entities::user;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, QueryFilter, QueryTrait, Set};
 
 use crate::auth::Actor;
@@ -12,7 +12,7 @@ use crate::authz::{Action, Resource, Scope};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
 use crate::services::calendar::{Subject, check_subject};
-use crate::services::validate::{optional_text, required_text};
+use crate::services::validate::{calendar_instant, optional_text, required_text};
 use crate::services::{Patch, Services, audit, update_if_version};
 
 pub const TITLE_MAX: usize = 500;
@@ -37,16 +37,7 @@ pub struct TaskPatch {
 }
 
 fn check_due(due: Option<DateTime<Utc>>) -> AppResult<()> {
-    if let Some(d) = due {
-        let earliest = DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default();
-        if d < earliest || d > Utc::now() + Duration::days(365 * 50) {
-            return Err(AppError::validation(
-                "dueAt",
-                "must lie between 1970 and fifty years from now",
-            ));
-        }
-    }
-    Ok(())
+    due.map_or(Ok(()), |d| calendar_instant("dueAt", d))
 }
 
 async fn check_assignee(svc: &Services, actor: &Actor, assignee: i64) -> AppResult<()> {

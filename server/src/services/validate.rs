@@ -130,6 +130,20 @@ pub fn percentage(field: &str, value: i32) -> AppResult<i32> {
     Ok(value)
 }
 
+/// A calendar instant between 1970 and fifty years from now: the range a CRM calendar
+/// has any use for, and one every backend and iCalendar client handles.
+pub fn calendar_instant(field: &str, at: chrono::DateTime<chrono::Utc>) -> AppResult<()> {
+    let earliest = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let latest = chrono::Utc::now() + chrono::Duration::days(365 * 50);
+    if at < earliest || at > latest {
+        return Err(AppError::validation(
+            field,
+            "must lie between 1970 and fifty years from now",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
