@@ -246,6 +246,27 @@ impl Checked {
     }
 }
 
+impl Checked {
+    /// `before` with these fields, its version bumped: the row an edit writes.
+    fn onto(self, before: &event::Model, now: DateTime<Utc>) -> event::ActiveModel {
+        event::ActiveModel {
+            kind: Set(self.kind),
+            title: Set(self.title),
+            description: Set(self.description),
+            location: Set(self.location),
+            starts_at: Set(self.starts_at),
+            ends_at: Set(self.ends_at),
+            time_zone: Set(self.time_zone),
+            rrule: Set(self.rrule),
+            exdates: Set(exdates_json(&self.exdates)),
+            series_ends_at: Set(self.series_ends_at),
+            version: Set(before.version + 1),
+            updated_at: Set(now),
+            ..event::ActiveModel::from(before.clone())
+        }
+    }
+}
+
 fn exdates_json(exdates: &[DateTime<Utc>]) -> String {
     serde_json::to_string(&exdates.iter().map(|d| d.to_rfc3339()).collect::<Vec<_>>())
         .unwrap_or_else(|_| "[]".to_owned())
@@ -486,26 +507,12 @@ pub(crate) async fn upsert_imported<C: ConnectionTrait>(
     // Attendees and reminders set in Accord stay: a file carries neither.
     let checked = Checked::new(input)?;
     let now = Utc::now();
-    let active = event::ActiveModel {
-        kind: Set(checked.kind),
-        title: Set(checked.title),
-        description: Set(checked.description),
-        location: Set(checked.location),
-        starts_at: Set(checked.starts_at),
-        ends_at: Set(checked.ends_at),
-        time_zone: Set(checked.time_zone),
-        rrule: Set(checked.rrule),
-        exdates: Set(exdates_json(&checked.exdates)),
-        series_ends_at: Set(checked.series_ends_at),
-        status: Set(if cancelled {
-            EventStatus::Cancelled
-        } else {
-            EventStatus::Confirmed
-        }),
-        version: Set(before.version + 1),
-        updated_at: Set(now),
-        ..event::ActiveModel::from(before.clone())
-    };
+    let mut active = checked.onto(&before, now);
+    active.status = Set(if cancelled {
+        EventStatus::Cancelled
+    } else {
+        EventStatus::Confirmed
+    });
     let after = update_if_version::<event::Entity, _>(
         db,
         active,
@@ -640,6 +647,7 @@ pub async fn update_event(
             .unwrap_or(before.remind_minutes_before),
     };
     let checked = Checked::new(&merged)?;
+    let checked_remind = checked.remind_minutes_before;
     if let Some(users) = &patch.attendee_user_ids {
         let users = attending_users(&txn, users).await?;
         let contacts = match &patch.attendee_contact_ids {
@@ -653,22 +661,8 @@ pub async fn update_event(
         set_attendees(&txn, id, &users, &contacts).await?;
     }
     let now = Utc::now();
-    let active = event::ActiveModel {
-        kind: Set(checked.kind),
-        title: Set(checked.title),
-        description: Set(checked.description),
-        location: Set(checked.location),
-        starts_at: Set(checked.starts_at),
-        ends_at: Set(checked.ends_at),
-        time_zone: Set(checked.time_zone),
-        rrule: Set(checked.rrule),
-        exdates: Set(exdates_json(&checked.exdates)),
-        series_ends_at: Set(checked.series_ends_at),
-        remind_minutes_before: Set(checked.remind_minutes_before),
-        version: Set(before.version + 1),
-        updated_at: Set(now),
-        ..event::ActiveModel::from(before.clone())
-    };
+    let mut active = checked.onto(&before, now);
+    active.remind_minutes_before = Set(checked_remind);
     let after = update_if_version::<event::Entity, _>(
         &txn,
         active,
@@ -853,6 +847,7 @@ pub(crate) async fn sync_reminders<C: ConnectionTrait>(
         )
         .all(db)
         .await?;
+    let mut moot = Vec::new();
     for r in existing {
         match desired.remove(&r.idempotency_key) {
             // Moved, or back after a cancellation: pending again at the new time.
@@ -870,19 +865,21 @@ pub(crate) async fn sync_reminders<C: ConnectionTrait>(
                     .await?;
             }
             Some(_) => {}
-            None if r.status == ReminderStatus::Pending => {
-                reminder::Entity::update_many()
-                    .col_expr(
-                        reminder::Column::Status,
-                        Expr::value(ReminderStatus::Cancelled),
-                    )
-                    .filter(reminder::Column::Id.eq(r.id))
-                    .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
-                    .exec(db)
-                    .await?;
-            }
+            None if r.status == ReminderStatus::Pending => moot.push(r.id),
             None => {}
         }
+    }
+    // Occurrences that moved or vanished: one statement for all of them.
+    for ids in moot.chunks(500) {
+        reminder::Entity::update_many()
+            .col_expr(
+                reminder::Column::Status,
+                Expr::value(ReminderStatus::Cancelled),
+            )
+            .filter(reminder::Column::Id.is_in(ids.iter().copied()))
+            .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+            .exec(db)
+            .await?;
     }
     if desired.is_empty() {
         return Ok(());

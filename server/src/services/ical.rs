@@ -786,27 +786,19 @@ pub async fn import(
                 report.tasks_updated += 1;
             }
             None => {
-                let created = task::ActiveModel {
-                    id: NotSet,
-                    kind: Set(TaskKind::Task),
-                    assignee_id: Set(actor.user_id),
-                    opportunity_id: Set(None),
-                    title: Set(title),
-                    due_at: Set(due),
-                    anchor: Set(None),
-                    offset_minutes: Set(0),
-                    status: Set(status),
-                    script_id: Set(None),
-                    stage_id: Set(None),
-                    created_at: Set(now),
-                    account_id: Set(None),
-                    contact_id: Set(None),
-                    description: Set(description),
-                    version: Set(1),
-                    completed_at: Set(completed_at),
-                    created_by: Set(Some(actor.user_id)),
-                    ics_uid: Set(Some(uid)),
-                }
+                let created = crate::services::tasks::new_row(
+                    crate::services::tasks::NewTask {
+                        assignee: actor.user_id,
+                        title,
+                        description,
+                        due_at: due,
+                        status,
+                        subject: None,
+                        created_by: actor.user_id,
+                        ics_uid: Some(uid),
+                    },
+                    now,
+                )
                 .insert(&txn)
                 .await?;
                 audit::record(

@@ -70,29 +70,19 @@ pub async fn create(svc: &Services, actor: &Actor, input: TaskInput) -> AppResul
     if let Some(subject) = input.subject {
         check_subject(&txn, &scope, subject, "subjectId").await?;
     }
-    let (account_id, contact_id, opportunity_id) = Subject::columns(input.subject);
-    let now = Utc::now();
-    let created = task::ActiveModel {
-        id: NotSet,
-        kind: Set(TaskKind::Task),
-        assignee_id: Set(assignee),
-        opportunity_id: Set(opportunity_id),
-        title: Set(title),
-        due_at: Set(input.due_at),
-        anchor: Set(None),
-        offset_minutes: Set(0),
-        status: Set(TaskStatus::Open),
-        script_id: Set(None),
-        stage_id: Set(None),
-        created_at: Set(now),
-        account_id: Set(account_id),
-        contact_id: Set(contact_id),
-        description: Set(description),
-        version: Set(1),
-        completed_at: Set(None),
-        created_by: Set(Some(actor.user_id)),
-        ics_uid: Set(None),
-    }
+    let created = new_row(
+        NewTask {
+            assignee,
+            title,
+            description,
+            due_at: input.due_at,
+            status: TaskStatus::Open,
+            subject: input.subject,
+            created_by: actor.user_id,
+            ics_uid: None,
+        },
+        Utc::now(),
+    )
     .insert(&txn)
     .await?;
     audit::record(
@@ -107,6 +97,43 @@ pub async fn create(svc: &Services, actor: &Actor, input: TaskInput) -> AppResul
     .await?;
     txn.commit().await?;
     Ok(created)
+}
+
+/// A task made by a person (by hand or by importing a file), not by a stage script.
+pub(crate) struct NewTask {
+    pub assignee: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub status: TaskStatus,
+    pub subject: Option<Subject>,
+    pub created_by: i64,
+    pub ics_uid: Option<String>,
+}
+
+pub(crate) fn new_row(t: NewTask, now: DateTime<Utc>) -> task::ActiveModel {
+    let (account_id, contact_id, opportunity_id) = Subject::columns(t.subject);
+    task::ActiveModel {
+        id: NotSet,
+        kind: Set(TaskKind::Task),
+        assignee_id: Set(t.assignee),
+        opportunity_id: Set(opportunity_id),
+        title: Set(t.title),
+        due_at: Set(t.due_at),
+        anchor: Set(None),
+        offset_minutes: Set(0),
+        status: Set(t.status),
+        script_id: Set(None),
+        stage_id: Set(None),
+        created_at: Set(now),
+        account_id: Set(account_id),
+        contact_id: Set(contact_id),
+        description: Set(t.description),
+        version: Set(1),
+        completed_at: Set((t.status == TaskStatus::Done).then_some(now)),
+        created_by: Set(Some(t.created_by)),
+        ics_uid: Set(t.ics_uid),
+    }
 }
 
 pub async fn get(svc: &Services, actor: &Actor, id: i64) -> AppResult<task::Model> {
