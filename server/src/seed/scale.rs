@@ -30,7 +30,7 @@ use crate::auth::hash_password;
 
 pub const SCALE_PASSWORD: &str = "accord-bench-2026";
 
-/// Rows per INSERT: stays under SQLite's 32766 bound variables for the widest table.
+/// Bound variables per INSERT: under SQLite's limit of 32766.
 const PARAMS_PER_INSERT: usize = 30_000;
 
 #[derive(Debug, Default, Clone)]
@@ -71,17 +71,15 @@ async fn max_id<E: EntityTrait, C: ConnectionTrait>(db: &C, id: E::Column) -> an
     Ok(max.flatten().unwrap_or(0))
 }
 
-async fn insert_chunked<A, C>(
-    db: &C,
-    rows: Vec<A>,
-    columns: usize,
-    bar: &ProgressBar,
-) -> anyhow::Result<()>
+async fn insert_chunked<A, C>(db: &C, rows: Vec<A>, bar: &ProgressBar) -> anyhow::Result<()>
 where
     A: ActiveModelTrait + Send,
     C: ConnectionTrait,
 {
-    let per = (PARAMS_PER_INSERT / columns).max(1);
+    // Counted from the entity rather than written by hand: a hand-kept count went stale when
+    // later migrations widened tables, and SQLite then refused the statement.
+    let columns = <<A::Entity as EntityTrait>::Column as sea_orm::Iterable>::iter().count();
+    let per = (PARAMS_PER_INSERT / columns.max(1)).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<A> = rows.by_ref().take(per).collect();
@@ -190,7 +188,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
             updated_at: Set(now),
         })
         .collect();
-    insert_chunked(&txn, users, 8, &ProgressBar::hidden()).await?;
+    insert_chunked(&txn, users, &ProgressBar::hidden()).await?;
 
     bar.set_message("territories");
     let territories: Vec<territory::ActiveModel> = (1..=plan.territories as i64)
@@ -205,7 +203,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
             version: Set(1),
         })
         .collect();
-    insert_chunked(&txn, territories, 4, &ProgressBar::hidden()).await?;
+    insert_chunked(&txn, territories, &ProgressBar::hidden()).await?;
 
     // Memberships: each sales manager manages one second-level subtree (owner access);
     // each rep edits two territories and reads a third.
@@ -238,7 +236,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
             grant(c, AccessLevel::Read, false);
         }
     }
-    insert_chunked(&txn, memberships, 6, &ProgressBar::hidden()).await?;
+    insert_chunked(&txn, memberships, &ProgressBar::hidden()).await?;
     crate::authz::policy::sync(&txn)
         .await
         .map_err(|e| anyhow::anyhow!("policy sync: {e}"))?;
@@ -277,7 +275,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
             kind: Set(*kind),
         })
         .collect();
-    insert_chunked(&txn, stages, 6, &ProgressBar::hidden()).await?;
+    insert_chunked(&txn, stages, &ProgressBar::hidden()).await?;
 
     let random_time = |rng: &mut StdRng| -> DateTime<Utc> {
         now - Duration::seconds(rng.random_range(0..3 * 365 * 86_400))
@@ -321,7 +319,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
             version: Set(1),
         });
     }
-    insert_chunked(&txn, accounts, 16, &bar).await?;
+    insert_chunked(&txn, accounts, &bar).await?;
 
     bar.set_message("contacts");
     let mut contacts = Vec::with_capacity(plan.contacts as usize);
@@ -349,7 +347,7 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
             version: Set(1),
         });
     }
-    insert_chunked(&txn, contacts, 12, &bar).await?;
+    insert_chunked(&txn, contacts, &bar).await?;
 
     bar.set_message("opportunities");
     let mut done = plan.clone();
@@ -447,9 +445,9 @@ pub async fn scale(db: &DatabaseConnection, n: f64, progress: bool) -> anyhow::R
         }
         done.contact_roles += roles.len() as u64;
         done.transitions += transitions.len() as u64;
-        insert_chunked(&txn, opps, 17, &bar).await?;
-        insert_chunked(&txn, transitions, 7, &bar).await?;
-        insert_chunked(&txn, roles, 6, &bar).await?;
+        insert_chunked(&txn, opps, &bar).await?;
+        insert_chunked(&txn, transitions, &bar).await?;
+        insert_chunked(&txn, roles, &bar).await?;
         next = end + 1;
     }
     txn.commit().await?;
