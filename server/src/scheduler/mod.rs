@@ -1,10 +1,16 @@
 //! Durable reminder delivery, one scheduler per server instance.
 //!
-//! - **Claim.** The claimer takes due reminders under a lease ([`claims::claim`]), as
-//!   many as it has free delivery slots, and hands each to its own task. Instances claim
-//!   side by side on PostgreSQL; nothing is claimed twice while a lease holds.
-//! - **Deliver.** Each task sends the reminder on its channels ([`channels`]) and reports
-//!   the outcome. A slow webhook holds one slot, never the claimer.
+//! - **Claim.** The claimer takes due reminders under a lease ([`claims::claim`]) in
+//!   batches, ahead of the delivery slots: up to [`CLAIM_AHEAD`] claimed reminders wait
+//!   for a slot, so a burst costs one claim round trip per batch rather than one per
+//!   freed slot. Instances claim side by side on PostgreSQL; nothing is claimed twice
+//!   while a lease holds.
+//! - **Deliver.** Each reminder gets its own task, which waits for one of the
+//!   `ACCORD_DELIVERY_CONCURRENCY` slots, sends on the reminder's channels ([`channels`])
+//!   and reports the outcome. A slow webhook holds one slot, never the claimer. A
+//!   reminder that waited for a slot through half its lease is left alone: the lease
+//!   runs out and the next claim (on any instance) delivers it, so a claim that went
+//!   stale in the queue never races another instance's delivery.
 //! - **Acknowledge.** The acker writes outcomes in small batches: delivered; failed, to
 //!   be retried after an exponential backoff; dead after the last attempt.
 //! - **Crash.** An instance that dies between claim and acknowledgement loses nothing:
@@ -37,6 +43,11 @@ use channels::{Deliverer, Missed, Recipient};
 
 /// Most reminders claimed by one statement.
 const CLAIM_BATCH: usize = 500;
+/// Claimed reminders that may wait for a delivery slot, beyond those being delivered.
+const CLAIM_AHEAD: usize = CLAIM_BATCH;
+/// Smallest claim worth a round trip while deliveries are under way: below it the
+/// claimer waits for more room instead of claiming reminders one freed slot at a time.
+const CLAIM_MIN: usize = CLAIM_BATCH / 4;
 /// Pause when something is due but every due row is held by another instance's claim
 /// in progress: long enough not to spin, short against the one-second promise.
 const CONTENDED_PAUSE: Duration = Duration::from_millis(20);
@@ -78,6 +89,9 @@ pub fn spawn(
         bus,
         deliverer,
         slots: Arc::new(Semaphore::new(config.delivery_concurrency.max(1))),
+        room: Arc::new(Semaphore::new(
+            config.delivery_concurrency.max(1) + CLAIM_AHEAD,
+        )),
         acks,
         instance: instance.clone(),
         lease: chrono::Duration::milliseconds(config.reminder_lease_ms.max(1) as i64),
@@ -117,6 +131,8 @@ struct Claimer {
     deliverer: Arc<Deliverer>,
     /// One permit per delivery in flight.
     slots: Arc<Semaphore>,
+    /// One permit per claimed reminder not yet acknowledged (waiting or in flight).
+    room: Arc<Semaphore>,
     acks: mpsc::UnboundedSender<Ack>,
     instance: String,
     lease: chrono::Duration,
@@ -128,17 +144,15 @@ impl Claimer {
         let wakes = self.bus.wakes();
         let mut claims: u64 = 0;
         loop {
-            let free = self.slots.available_permits();
-            if free == 0 {
-                // Every slot is busy: wait for one delivery to finish.
-                if let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await {
-                    drop(permit);
-                }
-                continue;
+            // Only this loop takes `room` permits, so what is free now stays free until
+            // the claim below.
+            match self.room.acquire_many(CLAIM_MIN as u32).await {
+                Ok(permits) => drop(permits),
+                Err(_) => return,
             }
             claims += 1;
             let owner: Arc<str> = format!("{}#{claims}", self.instance).into();
-            let limit = free.min(CLAIM_BATCH);
+            let limit = self.room.available_permits().min(CLAIM_BATCH);
             match claims::claim(&self.db, &owner, Utc::now(), self.lease, limit as u64).await {
                 Ok(batch) => {
                     let full = batch.len() == limit;
@@ -188,15 +202,29 @@ impl Claimer {
                 return;
             }
         };
+        let claimed_at = Utc::now();
         for r in batch {
-            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+            let Ok(room) = Arc::clone(&self.room).acquire_owned().await else {
                 return;
             };
+            let slots = Arc::clone(&self.slots);
             let deliverer = Arc::clone(&self.deliverer);
             let acks = self.acks.clone();
             let owner = Arc::clone(&owner);
             let to = recipients.get(&r.recipient_id).cloned();
+            let start_by = claimed_at + self.lease / 2;
             tokio::spawn(async move {
+                let _room = room;
+                let Ok(_slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                if Utc::now() > start_by {
+                    tracing::debug!(
+                        reminder = r.id,
+                        "claim went stale waiting for a slot; the lease's end hands it on"
+                    );
+                    return;
+                }
                 let outcome = match to {
                     None => Outcome::Cancelled("the recipient no longer exists"),
                     Some(to) if !to.user.active => {
@@ -212,7 +240,6 @@ impl Claimer {
                     owner,
                     outcome,
                 });
-                drop(slot);
             });
         }
     }
