@@ -62,6 +62,11 @@ struct Args {
     /// Also measure the GraphQL floor: the same query over in-memory data, no database.
     #[arg(long)]
     floor: bool,
+    /// `--compare reminders`: the read load's pace in requests per second across all
+    /// clients, each request measured from when it was due to be sent (no coordinated
+    /// omission); 0 sends as fast as responses come back, which saturates the machine.
+    #[arg(long, default_value_t = 200)]
+    read_rate: u32,
     /// Connection pool size for both servers.
     #[arg(long, default_value_t = 16)]
     pool: u32,

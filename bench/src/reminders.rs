@@ -95,14 +95,19 @@ async fn sink() -> anyhow::Result<(std::net::SocketAddr, Arrivals)> {
     Ok((addr, arrivals))
 }
 
-/// Read load until `stop`: returns the latencies of successful responses.
+/// Read load until `until`: returns the latencies of successful responses. With a
+/// `rate` (requests per second over all clients) each client sends on a fixed schedule
+/// and a request's latency counts from when it was due, so a stalled server shows up as
+/// latency rather than as fewer requests; without one, clients send back to back.
 async fn readers(
     http: &reqwest::Client,
     url: &str,
     token: &str,
     clients: usize,
+    rate: u32,
     until: Instant,
 ) -> anyhow::Result<Vec<Duration>> {
+    let interval = (rate > 0).then(|| Duration::from_secs_f64(clients as f64 / f64::from(rate)));
     let query = json!({ "query": "{ opportunities(first: 20) { edges { node { id name stage { name } } } } }" });
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -112,10 +117,22 @@ async fn readers(
             token.to_owned(),
             query.clone(),
         );
+        let offset = interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(tasks.len() as f64 / clients as f64)
+        });
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut due = Instant::now() + offset;
             while Instant::now() < until {
-                let t = Instant::now();
+                let t = match interval {
+                    Some(every) => {
+                        tokio::time::sleep_until(due.into()).await;
+                        let sent_due = due;
+                        due += every;
+                        sent_due
+                    }
+                    None => Instant::now(),
+                };
                 let r = http
                     .post(&url)
                     .bearer_auth(&token)
@@ -205,7 +222,15 @@ pub async fn run(args: &Args, db_args: &DatabaseArgs, backend: &str) -> anyhow::
     let until_due = (due - Utc::now() - chrono::Duration::seconds(1))
         .to_std()
         .unwrap_or(Duration::from_secs(1));
-    let idle = readers(&http, &url, &token, clients, Instant::now() + until_due).await?;
+    let idle = readers(
+        &http,
+        &url,
+        &token,
+        clients,
+        args.read_rate,
+        Instant::now() + until_due,
+    )
+    .await?;
     // Busy: from the burst until every reminder arrived (at most 60 s).
     while Utc::now() < due {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -220,7 +245,7 @@ pub async fn run(args: &Args, db_args: &DatabaseArgs, backend: &str) -> anyhow::
         })
     };
     let busy_until = Instant::now() + Duration::from_secs(3);
-    let busy = readers(&http, &url, &token, clients, busy_until).await?;
+    let busy = readers(&http, &url, &token, clients, args.read_rate, busy_until).await?;
     done.await?;
 
     let seen = arrivals.lock().clone();
@@ -240,8 +265,12 @@ pub async fn run(args: &Args, db_args: &DatabaseArgs, backend: &str) -> anyhow::
         ms(lateness.last().copied().unwrap_or_default()),
     );
     let (i99, b99) = (percentile(&idle, 0.99), percentile(&busy, 0.99));
+    let pace = match args.read_rate {
+        0 => "back to back".to_owned(),
+        r => format!("{r}/s"),
+    };
     println!(
-        "reads ({clients} clients): idle p50 {:.1} ms p99 {:.1} ms ({} requests); busy p50 {:.1} ms p99 {:.1} ms ({} requests); busy/idle p99 {:.2}x",
+        "reads ({clients} clients, {pace}): idle p50 {:.1} ms p99 {:.1} ms ({} requests); busy p50 {:.1} ms p99 {:.1} ms ({} requests); busy/idle p99 {:.2}x",
         ms(percentile(&idle, 0.50)),
         ms(i99),
         idle.len(),
