@@ -14,6 +14,8 @@ pub mod authz_state;
 pub mod calendar_feed;
 pub mod casbin_rule;
 pub mod contact;
+pub mod contact_influence;
+pub mod contact_relationship;
 pub mod event;
 pub mod event_attendee;
 pub mod lead;

@@ -9,6 +9,7 @@ mod m20261123_000003_owner_pages;
 mod m20261124_000004_stage_scripts;
 mod m20261125_000005_reminder_delivery;
 mod m20261126_000006_calendar;
+mod m20261127_000007_influence;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_stage_scripts::Migration),
             Box::new(m20261125_000005_reminder_delivery::Migration),
             Box::new(m20261126_000006_calendar::Migration),
+            Box::new(m20261127_000007_influence::Migration),
         ]
     }
 }

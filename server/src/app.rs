@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/calendar/{file}", get(crate::calendar_http::feed))
+        .route("/accounts/{id}/{file}", get(crate::org_chart_http::picture))
         .route(
             "/calendar/import",
             // The service refuses files over the import limit with a clear message;

@@ -22,7 +22,7 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, axum::Json(body)).into_response()
 }
 
-fn app_error(err: AppError) -> Response {
+pub(crate) fn app_error(err: AppError) -> Response {
     let status = match &err {
         AppError::Validation { .. } => StatusCode::BAD_REQUEST,
         AppError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -92,6 +92,14 @@ const UNIQUE_FIELDS: &[(&[&str], &str, &str)] = &[
         "role",
         "this contact already has this role on the opportunity",
     ),
+    (
+        &[
+            "contact_influences.from_contact_id",
+            "ux_contact_influences_edge",
+        ],
+        "kind",
+        "this edge already exists; update its strength or note instead",
+    ),
 ];
 
 impl From<DbErr> for AppError {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod metrics;
+pub mod org_chart_http;
 pub mod sandbox;
 pub mod scheduler;
 pub mod seed;

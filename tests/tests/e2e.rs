@@ -15,6 +15,7 @@ mod e2e {
     mod leads;
     mod nplus1;
     mod opportunities;
+    mod org_chart;
     mod pagination;
     mod reminder_fleet;
     mod reminders;

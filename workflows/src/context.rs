@@ -47,6 +47,10 @@ pub struct StageContext {
     pub history: Vec<TransitionView>,
     pub activity: ActivityView,
     pub quote: Option<QuoteView>,
+    /// Who decides and how well we reach them (absent in contexts recorded before
+    /// influence maps existed, hence the default).
+    #[serde(default)]
+    pub committee: CommitteeView,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +109,33 @@ pub struct ActivityView {
     pub last_at: Option<DateTime<Utc>>,
 }
 
+/// The buying committee as the script sees it. Key roles are `decision_maker`,
+/// `economic_buyer`, `champion` and `technical_buyer`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommitteeView {
+    /// Key roles someone visible holds on the deal.
+    pub filled: Vec<String>,
+    /// Key roles whose holder had activity within [`ENGAGED_DAYS`] days.
+    pub engaged: Vec<String>,
+    /// Contacts with the blocker role or blocking someone on the deal.
+    pub blockers: i64,
+    /// Strength (0 to 1) of the strongest path from our users or a champion to a
+    /// decision maker; absent when there is none.
+    pub path_strength: Option<Decimal>,
+    pub path_hops: Option<i64>,
+}
+
+/// The key roles of a buying committee, in the order scripts list them.
+pub const KEY_ROLES: [&str; 4] = [
+    "decision_maker",
+    "economic_buyer",
+    "champion",
+    "technical_buyer",
+];
+
+/// How recent activity must be for a committee member to count as engaged.
+pub const ENGAGED_DAYS: i64 = 30;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuoteView {
     pub total: Decimal,
@@ -150,6 +181,24 @@ pub const FIELDS: &[(&str, &[&str])] = &[
     ("history", &["from", "to", "at", "days_in_previous"]),
     ("activity", &["count", "last_at", "days_since_last"]),
     ("quote", &["total", "discount_percent"]),
+    (
+        "committee",
+        &[
+            "has_decision_maker",
+            "has_economic_buyer",
+            "has_champion",
+            "has_technical_buyer",
+            "engaged_decision_maker",
+            "engaged_economic_buyer",
+            "engaged_champion",
+            "engaged_technical_buyer",
+            "missing",
+            "coverage",
+            "blockers",
+            "path_strength",
+            "path_hops",
+        ],
+    ),
 ];
 
 /// The fields of `variable`, if it is one the scripts see.
@@ -216,6 +265,13 @@ impl StageContext {
                 total: Decimal::new(45_600, 0),
                 discount_percent: Decimal::new(5, 0),
             }),
+            committee: CommitteeView {
+                filled: vec!["economic_buyer".into(), "champion".into()],
+                engaged: vec!["champion".into()],
+                blockers: 0,
+                path_strength: Some(Decimal::new(48, 2)),
+                path_hops: Some(2),
+            },
         }
     }
 }

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 use rhai::{AST, ASTNode, Dynamic, Engine, EvalAltResult, Expr, Map, Position, Scope};
 
-use crate::context::{Event, StageContext, fields_of};
+use crate::context::{Event, KEY_ROLES, StageContext, fields_of};
 use crate::outcome::{Action, Anchor, ChecklistItem, Outcome, Recipient, SettableField, Timing};
+use rust_decimal::Decimal;
 
 /// Largest script accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 16 * 1024;
@@ -675,5 +676,39 @@ fn scope_for(ctx: &StageContext) -> Scope<'static> {
         map.into()
     });
     scope.push_constant_dynamic("quote", quote);
+
+    let c = &ctx.committee;
+    let mut committee = Map::new();
+    for role in KEY_ROLES {
+        committee.insert(
+            format!("has_{role}").into(),
+            c.filled.iter().any(|r| r == role).into(),
+        );
+        committee.insert(
+            format!("engaged_{role}").into(),
+            c.engaged.iter().any(|r| r == role).into(),
+        );
+    }
+    let missing: rhai::Array = KEY_ROLES
+        .iter()
+        .filter(|role| !c.filled.iter().any(|r| r == *role))
+        .map(|role| Dynamic::from(role.to_string()))
+        .collect();
+    committee.insert("missing".into(), missing.into());
+    let filled = KEY_ROLES
+        .iter()
+        .filter(|role| c.filled.iter().any(|r| r == *role))
+        .count();
+    committee.insert(
+        "coverage".into(),
+        Dynamic::from_decimal(Decimal::new(filled as i64 * 25, 2)),
+    );
+    committee.insert("blockers".into(), days(c.blockers));
+    committee.insert(
+        "path_strength".into(),
+        c.path_strength.map_or(Dynamic::UNIT, Dynamic::from_decimal),
+    );
+    committee.insert("path_hops".into(), c.path_hops.map_or(Dynamic::UNIT, days));
+    scope.push_constant("committee", committee);
     scope
 }

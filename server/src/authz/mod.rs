@@ -459,6 +459,20 @@ pub fn may_manage_team(actor: &Actor, scope: &Scope, territory: i64) -> bool {
     actor.role == Role::Admin || scope.manages(territory)
 }
 
+/// Whether `actor` may record or remove `user_id`'s relationship with a contact in
+/// `territory`: their own with any contact they see, anyone's with a contact they may
+/// edit (a manager noting who on the team knows whom), and admins always.
+pub fn may_record_relationship(
+    actor: &Actor,
+    scope: &Scope,
+    user_id: i64,
+    territory: Option<i64>,
+) -> bool {
+    actor.role == Role::Admin
+        || (user_id == actor.user_id && scope.allows(territory, AccessLevel::Read))
+        || scope.allows(territory, AccessLevel::Edit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

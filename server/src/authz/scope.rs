@@ -17,6 +17,44 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait};
 /// union of per-territory branches.
 const MAX_PAGE_BRANCHES: usize = 48;
 
+/// The territories whose records every one of several viewers may read: a stage script
+/// sees at most what both its publisher and the person moving the deal see. Used where
+/// visibility goes into hand-written SQL (recursive org-chart queries).
+#[derive(Debug, Clone)]
+pub struct ReadView {
+    /// `None`: every record, assigned to a territory or not.
+    territories: Option<Vec<i64>>,
+}
+
+impl ReadView {
+    pub fn of(scopes: &[&Scope]) -> Self {
+        let mut territories: Option<Vec<i64>> = None;
+        for scope in scopes.iter().filter(|s| !s.unrestricted) {
+            let readable = scope.territories(AccessLevel::Read);
+            territories = Some(match territories {
+                None => readable.to_vec(),
+                Some(mut kept) => {
+                    kept.retain(|t| readable.binary_search(t).is_ok());
+                    kept
+                }
+            });
+        }
+        ReadView { territories }
+    }
+
+    pub fn allows(&self, territory: Option<i64>) -> bool {
+        match &self.territories {
+            None => true,
+            Some(list) => territory.is_some_and(|t| list.binary_search(&t).is_ok()),
+        }
+    }
+
+    /// The readable territories (sorted), or `None` when nothing needs filtering.
+    pub fn territories(&self) -> Option<&[i64]> {
+        self.territories.as_deref()
+    }
+}
+
 /// The territory part of an actor's permissions.
 #[derive(Debug, Clone)]
 pub struct Scope {

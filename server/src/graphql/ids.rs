@@ -29,10 +29,12 @@ pub enum NodeKind {
     Task,
     Webhook,
     Event,
+    ContactInfluence,
+    ContactRelationship,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 20] = [
+    const ALL: [NodeKind; 22] = [
         NodeKind::User,
         NodeKind::ApiToken,
         NodeKind::Account,
@@ -53,6 +55,8 @@ impl NodeKind {
         NodeKind::Task,
         NodeKind::Webhook,
         NodeKind::Event,
+        NodeKind::ContactInfluence,
+        NodeKind::ContactRelationship,
     ];
 
     /// The GraphQL type name, also used as the audit log's entity type.
@@ -78,6 +82,8 @@ impl NodeKind {
             NodeKind::Task => "Task",
             NodeKind::Webhook => "Webhook",
             NodeKind::Event => "Event",
+            NodeKind::ContactInfluence => "ContactInfluence",
+            NodeKind::ContactRelationship => "ContactRelationship",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod loaders;
 pub mod node;
 pub mod notes;
 pub mod opportunities;
+pub mod org_chart;
 pub mod pipelines;
 pub mod reminders;
 pub mod schema;

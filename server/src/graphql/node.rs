@@ -62,7 +62,9 @@ impl NodeQuery {
                 | NodeKind::StageTransition
                 | NodeKind::AuditEntry
                 | NodeKind::StageScript
-                | NodeKind::Webhook,
+                | NodeKind::Webhook
+                | NodeKind::ContactInfluence
+                | NodeKind::ContactRelationship,
                 _,
             ) => {
                 return Err(AppError::NotFound("node").into());

@@ -11,6 +11,7 @@ use super::leads::{LeadMutation, LeadQuery};
 use super::node::NodeQuery;
 use super::notes::NoteMutation;
 use super::opportunities::{OpportunityMutation, OpportunityQuery};
+use super::org_chart::{OrgChartMutation, OrgChartQuery};
 use super::pipelines::{PipelineMutation, PipelineQuery};
 use super::reminders::{ReminderMutation, ReminderQuery};
 use super::stage_scripts::{StageScriptMutation, StageScriptQuery};
@@ -34,6 +35,7 @@ pub struct QueryRoot(
     StageScriptQuery,
     ReminderQuery,
     CalendarQuery,
+    OrgChartQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -50,6 +52,7 @@ pub struct MutationRoot(
     StageScriptMutation,
     ReminderMutation,
     CalendarMutation,
+    OrgChartMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -102,6 +102,23 @@ async fn check_manager<C: ConnectionTrait>(
     ))
 }
 
+/// A manager works at the contact's account or elsewhere in its hierarchy (a parent or
+/// a subsidiary), never at an unrelated company.
+async fn check_same_company<C: ConnectionTrait>(
+    db: &C,
+    account_id: i64,
+    manager: &contact::Model,
+) -> AppResult<()> {
+    if crate::services::org_chart::same_account_family(db, account_id, manager.account_id).await? {
+        Ok(())
+    } else {
+        Err(AppError::validation(
+            "reportsToId",
+            "the manager must work at the same account or at a parent or subsidiary of it",
+        ))
+    }
+}
+
 pub(crate) fn phone(field: &str, value: Option<&str>) -> AppResult<Option<String>> {
     let phone = optional_text(field, value, PHONE_MAX)?;
     if let Some(p) = &phone
@@ -170,8 +187,9 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     let mut model = model;
     model.territory_id = Set(territory);
     if let Some(manager) = input.reports_to_id {
-        visible_contact(txn, scope, manager, "reportsToId").await?;
-        check_manager(txn, None, manager).await?;
+        let manager = visible_contact(txn, scope, manager, "reportsToId").await?;
+        check_same_company(txn, input.account_id, &manager).await?;
+        check_manager(txn, None, manager.id).await?;
     }
     Ok(model.insert(txn).await?)
 }
@@ -221,12 +239,24 @@ pub async fn update(
     if let Some(v) = changes.phone {
         active.phone = Set(phone("phone", v.as_deref())?);
     }
-    if let Some(v) = changes.reports_to_id {
-        if let Some(manager) = v {
-            visible_contact(&txn, &scope, manager, "reportsToId").await?;
-            check_manager(&txn, Some(id), manager).await?;
+    let account_id = changes.account_id.unwrap_or(before.account_id);
+    match changes.reports_to_id {
+        Some(Some(manager)) => {
+            let manager = visible_contact(&txn, &scope, manager, "reportsToId").await?;
+            check_same_company(&txn, account_id, &manager).await?;
+            check_manager(&txn, Some(id), manager.id).await?;
+            active.reports_to_id = Set(Some(manager.id));
         }
-        active.reports_to_id = Set(v);
+        Some(None) => active.reports_to_id = Set(None),
+        None => {
+            // Moving to another company ends a reporting line that would cross over.
+            if account_id != before.account_id
+                && let Some(manager) = before.reports_to_id
+                && let Some(manager) = contact::Entity::find_by_id(manager).one(&txn).await?
+            {
+                check_same_company(&txn, account_id, &manager).await?;
+            }
+        }
     }
     active.version = Set(version + 1);
     active.updated_at = Set(Utc::now());

@@ -8,9 +8,13 @@ pub mod audit;
 pub mod calendar;
 pub mod contacts;
 pub mod ical;
+pub mod influence;
+pub mod influence_graph;
 pub mod leads;
 pub mod notes;
 pub mod opportunities;
+pub mod org_chart;
+pub mod org_chart_render;
 pub mod pagination;
 pub mod pipelines;
 pub mod recurrence;
@@ -90,6 +94,10 @@ impl Services {
 
 /// A nullable field in an update: `None` leaves it alone, `Some(None)` clears it.
 pub type Patch<T> = Option<Option<T>>;
+
+/// Most values in one `IN (...)` list: well under SQLite's bound-variable limit and
+/// PostgreSQL's 65,535, small enough to keep plans cheap.
+pub(crate) const IN_LIST_MAX: usize = 5000;
 
 /// Writes `active` only if the row still has `version` (which the caller read and checked),
 /// so a concurrent writer that got there first turns this update into CONFLICT instead of

@@ -16,7 +16,7 @@ use crate::error::AppResult;
 use crate::sandbox::{Lane, SandboxError};
 use crate::services::Services;
 use crate::services::stage_scripts::{
-    DealFacts, context, describe, facts, get, problems, published, require_editor,
+    DealFacts, context, describe, facts, get, problems, published, reads_committee, require_editor,
     stage_and_pipeline, stage_name, stages,
 };
 
@@ -136,6 +136,8 @@ pub async fn replay(
         differing: 0,
         truncated,
     };
+    let with_committee = reads_committee(&script.source)
+        || active.as_ref().is_some_and(|a| reads_committee(&a.source));
     for chunk in transitions.chunks(500) {
         let mut ids: Vec<i64> = chunk.iter().map(|t| t.opportunity_id).collect();
         ids.sort_unstable();
@@ -144,11 +146,12 @@ pub async fn replay(
             .filter(opportunity::Column::Id.is_in(ids))
             .all(&svc.db)
             .await?;
-        let facts: HashMap<i64, DealFacts> = facts(&svc.db, &[&scope], &names, deals)
-            .await?
-            .into_iter()
-            .map(|f| (f.deal.id, f))
-            .collect();
+        let facts: HashMap<i64, DealFacts> =
+            facts(&svc.db, &[&scope], &names, deals, with_committee)
+                .await?
+                .into_iter()
+                .map(|f| (f.deal.id, f))
+                .collect();
         for t in chunk {
             let Some(f) = facts.get(&t.opportunity_id) else {
                 continue;

@@ -14,7 +14,8 @@ use accord_entities::territory_membership::{self as membership, AccessLevel};
 use accord_entities::user::Role;
 use accord_entities::{account, contact, note, opportunity, pipeline, stage_transition, user};
 use accord_workflows::context::{
-    AccountView, ActivityView, ContactRoleView, DealView, TransitionView, UserView,
+    AccountView, ActivityView, CommitteeView, ContactRoleView, DealView, ENGAGED_DAYS,
+    TransitionView, UserView,
 };
 use accord_workflows::engine::MAX_SOURCE_BYTES;
 use accord_workflows::{
@@ -29,13 +30,14 @@ use sea_orm::{
 };
 
 use crate::auth::Actor;
+use crate::authz::scope::ReadView;
 use crate::authz::{Action as Permission, Resource, Scope};
 use crate::db::{begin_write, serialize_on};
 use crate::error::{AppError, AppResult};
 use crate::sandbox::{Lane, SandboxError};
-use crate::services::reminders;
 use crate::services::validate::optional_text;
 use crate::services::{Services, audit};
+use crate::services::{org_chart, reminders};
 
 /// The most recent stage moves a script sees in `history`.
 pub const HISTORY_MAX: usize = 50;
@@ -347,16 +349,20 @@ pub(super) struct DealFacts {
     roles: Vec<ContactRoleView>,
     history: Vec<stage_transition::Model>,
     notes: Vec<DateTime<Utc>>,
+    committee: CommitteeView,
 }
 
 /// Loads the facts of `deals` in a few statements, whatever their number. Accounts and
 /// contacts any of the `viewers` may not read stay out: a script sees at most what both
 /// its publisher and the person moving (or looking at, or testing) the deal may see.
+/// The buying committee costs a handful of statements per deal, so it is loaded only
+/// `with_committee` (for scripts that read it); it is today's, even in a replay.
 pub(super) async fn facts<C: ConnectionTrait>(
     db: &C,
     viewers: &[&Scope],
     stages: &Stages,
     deals: Vec<opportunity::Model>,
+    with_committee: bool,
 ) -> AppResult<Vec<DealFacts>> {
     let sees = |territory: Option<i64>| {
         viewers
@@ -432,11 +438,21 @@ pub(super) async fn facts<C: ConnectionTrait>(
             notes.entry(deal).or_default().push(at);
         }
     }
+    let mut committees: HashMap<i64, CommitteeView> = HashMap::new();
+    if with_committee {
+        let view = ReadView::of(viewers);
+        let now = Utc::now();
+        for deal in &deals {
+            let c = org_chart::committee_of(db, &view, deal.clone(), ENGAGED_DAYS, now).await?;
+            committees.insert(deal.id, committee_view(&c));
+        }
+    }
     Ok(deals
         .into_iter()
         .map(|deal| {
             let stage = stages.get(&deal.stage_id);
             DealFacts {
+                committee: committees.remove(&deal.id).unwrap_or_default(),
                 stage_name: stage.map(|s| s.name.clone()).unwrap_or_default(),
                 probability: stage.map_or(0, |s| s.probability),
                 account: accounts.get(&deal.account_id).cloned(),
@@ -550,7 +566,37 @@ fn context_from(
         },
         // Quotes arrive with CPQ; until then no deal has one.
         quote: None,
+        committee: facts.committee.clone(),
     }
+}
+
+/// What a script reads of a committee: role names as the scripts spell them.
+fn committee_view(c: &org_chart::Committee) -> CommitteeView {
+    let name = |r: &org_chart::RoleCoverage| r.role.to_value();
+    let best = c.paths.first();
+    CommitteeView {
+        filled: c
+            .roles
+            .iter()
+            .filter(|r| r.coverage() != org_chart::Coverage::Missing)
+            .map(name)
+            .collect(),
+        engaged: c
+            .roles
+            .iter()
+            .filter(|r| r.coverage() == org_chart::Coverage::Engaged)
+            .map(name)
+            .collect(),
+        blockers: c.blockers.len() as i64,
+        path_strength: best
+            .and_then(|p| Decimal::from_f64_retain(p.strength).map(|d| d.round_dp(2))),
+        path_hops: best.map(|p| p.steps.len().saturating_sub(1) as i64),
+    }
+}
+
+/// Whether a script reads the buying committee (loading it costs several statements).
+pub(super) fn reads_committee(source: &str) -> bool {
+    source.contains("committee")
 }
 
 fn script_failed(stage: &str, err: SandboxError) -> AppResult<AppError> {
@@ -746,11 +792,17 @@ impl AuthorViews {
             return Ok((Arc::clone(scope), Arc::clone(facts)));
         }
         let scope = publisher_scope(svc, publisher, stage).await?;
-        let facts = facts(db, &[&scope, &self.mover], stages, vec![deal.clone()])
-            .await?
-            .into_iter()
-            .next()
-            .ok_or(AppError::NotFound("opportunity"))?;
+        let facts = facts(
+            db,
+            &[&scope, &self.mover],
+            stages,
+            vec![deal.clone()],
+            reads_committee(&script.source),
+        )
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("opportunity"))?;
         let facts = Arc::new(facts);
         self.seen
             .push((publisher, Arc::clone(&scope), Arc::clone(&facts)));
@@ -1205,7 +1257,14 @@ pub async fn dry_run(
         .ok_or(AppError::NotFound("stage"))?;
     let scope = svc.authz.scope(actor).await;
     let names = stages(&svc.db).await?;
-    let facts = facts(&svc.db, &[&scope], &names, vec![deal]).await?;
+    let facts = facts(
+        &svc.db,
+        &[&scope],
+        &names,
+        vec![deal],
+        reads_committee(&script.source),
+    )
+    .await?;
     let Some(facts) = facts.first() else {
         return Err(AppError::NotFound("opportunity"));
     };

@@ -104,16 +104,21 @@ async fn build_world(server: &TestServer, seed: u64) -> World {
         .to_owned();
 
     let mut accounts = Vec::new();
+    // The top-most account of each account's hierarchy: reporting lines stay within one.
+    let mut company: Vec<usize> = Vec::new();
     for i in 0..24 {
         // Some accounts stay unassigned: only admins see those.
         let territory = rng
             .random_bool(0.85)
             .then(|| territories[rng.random_range(0..territories.len())].clone());
+        // Subsidiaries, often in another territory than their parent.
+        let parent = (i > 0 && rng.random_bool(0.6)).then(|| rng.random_range(0..i));
+        company.push(parent.map_or(i, |p| company[p]));
         let v = server
             .gql(
                 Some(&admin),
-                "mutation($n: String!, $t: ID) { createAccount(input: {name: $n, territoryId: $t}) { account { id } } }",
-                json!({ "n": format!("Account {i}"), "t": territory }),
+                "mutation($n: String!, $t: ID, $p: ID) { createAccount(input: {name: $n, territoryId: $t, parentId: $p}) { account { id } } }",
+                json!({ "n": format!("Account {i}"), "t": territory, "p": parent.map(|p| accounts[p].id.clone()) }),
             )
             .await;
         accounts.push(Rec {
@@ -130,9 +135,12 @@ async fn build_world(server: &TestServer, seed: u64) -> World {
     let mut contacts: Vec<Rec> = Vec::new();
     for i in 0..50 {
         let account = rng.random_range(0..accounts.len());
-        // Reports-to may cross accounts (and so territories).
-        let reports_to = (!contacts.is_empty() && rng.random_bool(0.5))
-            .then(|| rng.random_range(0..contacts.len()));
+        // Reports-to may cross accounts of one company (and so territories).
+        let colleagues: Vec<usize> = (0..contacts.len())
+            .filter(|c| company[contacts[*c].account] == company[account])
+            .collect();
+        let reports_to = (!colleagues.is_empty() && rng.random_bool(0.5))
+            .then(|| colleagues[rng.random_range(0..colleagues.len())]);
         let id = server
             .create_contact(
                 &admin,
