@@ -103,7 +103,7 @@ async fn build_world(server: &TestServer, seed: u64) -> World {
         .expect("pipeline")
         .to_owned();
 
-    let mut accounts = Vec::new();
+    let mut accounts: Vec<Rec> = Vec::new();
     // The top-most account of each account's hierarchy: reporting lines stay within one.
     let mut company: Vec<usize> = Vec::new();
     for i in 0..24 {
