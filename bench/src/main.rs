@@ -11,6 +11,7 @@
 //! measuring, Accord's response must equal the baseline's byte for byte as JSON values.
 
 mod floor;
+mod org_chart;
 mod reminders;
 mod scripts;
 mod territory;
@@ -88,6 +89,9 @@ enum Compare {
     /// 10,000 reminders due in one second among 1,000,000 pending: lateness at a webhook
     /// sink, and read latency with the scheduler idle versus busy.
     Reminders,
+    /// The org chart of a 5,000-person account and a deal's buying committee against
+    /// the bare recursive SQL query.
+    Orgchart,
 }
 
 #[derive(Clone)]
@@ -290,6 +294,9 @@ async fn main() -> anyhow::Result<()> {
     db.close().await.ok();
     if args.compare == Compare::Reminders {
         return reminders::run(&args, &db_args, backend_name).await;
+    }
+    if args.compare == Compare::Orgchart {
+        return org_chart::run(&args, &db_args, backend_name).await;
     }
 
     let limits = Limits {

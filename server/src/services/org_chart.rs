@@ -129,8 +129,9 @@ pub struct ChartRow {
     pub depth: i32,
 }
 
-/// The bare recursive query: the visible contacts of `accounts`, each under their
-/// nearest... top-most visible manager chain, down to `max_depth`. Contacts in a cycle
+/// The bare recursive query: the visible contacts of `accounts` with their visible
+/// manager and their depth below the top of their visible reporting line, down to
+/// `max_depth`. Contacts in a cycle
 /// written behind the service's back have no root and stay out.
 pub async fn chart_rows<C: ConnectionTrait>(
     db: &C,
@@ -141,22 +142,29 @@ pub async fn chart_rows<C: ConnectionTrait>(
     if accounts.is_empty() || view.territories().is_some_and(<[i64]>::is_empty) {
         return Ok(Vec::new());
     }
+    // Each part filters `contacts` itself rather than a shared CTE of the members: SQLite
+    // would re-scan such a CTE for every row of the recursion (quadratic); this way both
+    // databases walk the `reports_to_id` index.
     let mut b = Binds::new(db.get_database_backend());
-    let accounts = b.list(accounts);
-    let visible = match view.territories() {
-        None => String::new(),
-        Some(list) => format!("AND territory_id IN ({})", b.list(list)),
+    let members = |alias: &str, b: &mut Binds| {
+        let mut filter = format!("{alias}.account_id IN ({})", b.list(accounts));
+        if let Some(list) = view.territories() {
+            filter.push_str(&format!(" AND {alias}.territory_id IN ({})", b.list(list)));
+        }
+        filter
     };
+    let top = members("c", &mut b);
+    let manager_visible = members("m", &mut b);
+    let below = members("c", &mut b);
     let sql = format!(
-        "WITH RECURSIVE members AS ( \
-           SELECT id, reports_to_id FROM contacts WHERE account_id IN ({accounts}) {visible} \
-         ), chart (id, manager_id, depth) AS ( \
-           SELECT m.id, CAST(NULL AS BIGINT), 0 FROM members m \
-           WHERE m.reports_to_id IS NULL \
-              OR NOT EXISTS (SELECT 1 FROM members b WHERE b.id = m.reports_to_id) \
+        "WITH RECURSIVE chart (id, manager_id, depth) AS ( \
+           SELECT c.id, CAST(NULL AS BIGINT), 0 FROM contacts c \
+           WHERE {top} AND (c.reports_to_id IS NULL OR NOT EXISTS ( \
+             SELECT 1 FROM contacts m WHERE m.id = c.reports_to_id AND {manager_visible})) \
            UNION ALL \
-           SELECT m.id, m.reports_to_id, chart.depth + 1 FROM members m \
-           JOIN chart ON m.reports_to_id = chart.id WHERE chart.depth < {max_depth} \
+           SELECT c.id, c.reports_to_id, chart.depth + 1 FROM chart \
+           JOIN contacts c ON c.reports_to_id = chart.id \
+           WHERE {below} AND chart.depth < {max_depth} \
          ) SELECT id, manager_id, depth FROM chart LIMIT {limit}",
         max_depth = b.push(max_depth.clamp(0, MAX_DEPTH)),
         limit = b.push(MAX_CHART as i64 + 1),
@@ -199,27 +207,40 @@ pub(crate) async fn last_activity<C: ConnectionTrait>(
     if accounts.is_empty() {
         return Ok(HashMap::new());
     }
+    // Placeholders are pushed in the order they appear: SQLite numbers `?` by position.
     let mut b = Binds::new(db.get_database_backend());
-    let family = b.list(accounts);
-    let people = format!("SELECT id FROM contacts WHERE account_id IN ({family})");
-    let cancelled = b.push("cancelled");
-    let done = b.push("done");
-    let until = b.push(now);
-    let sql = format!(
-        "SELECT contact_id, created_at AS at FROM notes WHERE contact_id IN ({people}) \
-         UNION ALL \
-         SELECT contact_id, completed_at AS at FROM tasks \
-           WHERE status = {done} AND completed_at IS NOT NULL AND contact_id IN ({people}) \
-         UNION ALL \
-         SELECT contact_id, starts_at AS at FROM events \
-           WHERE status <> {cancelled} AND rrule IS NULL AND starts_at <= {until} \
-             AND contact_id IN ({people}) \
-         UNION ALL \
-         SELECT a.contact_id, e.starts_at AS at FROM event_attendees a \
-           JOIN events e ON e.id = a.event_id \
-           WHERE e.status <> {cancelled} AND e.rrule IS NULL AND e.starts_at <= {until} \
-             AND a.contact_id IN ({people})"
+    let people = |b: &mut Binds| {
+        format!(
+            "SELECT id FROM contacts WHERE account_id IN ({})",
+            b.list(accounts)
+        )
+    };
+    let notes = format!(
+        "SELECT contact_id, created_at AS at FROM notes WHERE contact_id IN ({})",
+        people(&mut b)
     );
+    let tasks = format!(
+        "SELECT contact_id, completed_at AS at FROM tasks \
+         WHERE status = {} AND completed_at IS NOT NULL AND contact_id IN ({})",
+        b.push("done"),
+        people(&mut b)
+    );
+    let events = format!(
+        "SELECT contact_id, starts_at AS at FROM events \
+         WHERE status <> {} AND rrule IS NULL AND starts_at <= {} AND contact_id IN ({})",
+        b.push("cancelled"),
+        b.push(now),
+        people(&mut b)
+    );
+    let attended = format!(
+        "SELECT a.contact_id, e.starts_at AS at FROM event_attendees a \
+         JOIN events e ON e.id = a.event_id \
+         WHERE e.status <> {} AND e.rrule IS NULL AND e.starts_at <= {} AND a.contact_id IN ({})",
+        b.push("cancelled"),
+        b.push(now),
+        people(&mut b)
+    );
+    let sql = format!("{notes} UNION ALL {tasks} UNION ALL {events} UNION ALL {attended}");
     // Grouping happens here rather than in SQL: SQLite's MAX over a timestamp column
     // loses the column's type, and the rows are few (activity, not contacts).
     for row in db.query_all_raw(b.statement(sql)).await? {

@@ -160,6 +160,24 @@ async fn org_chart_committee_coverage_and_the_strongest_way_in() {
         5
     );
 
+    // A call with the VP last week, and one planned with the CTO next week (not activity yet).
+    let week = chrono::Duration::days(7);
+    for (who, at) in [
+        (&c.vp, chrono::Utc::now() - week),
+        (&c.cto, chrono::Utc::now() + week),
+    ] {
+        let v = s
+            .gql(
+                Some(t),
+                "mutation($i: CreateEventInput!) { createEvent(input: $i) { event { id } } }",
+                json!({ "i": { "kind": "CALL", "title": "Check-in", "timeZone": "UTC",
+                    "startsAt": at.to_rfc3339(), "endsAt": (at + chrono::Duration::minutes(30)).to_rfc3339(),
+                    "subjectId": who } }),
+            )
+            .await;
+        data(&v);
+    }
+
     // The chart: depth first, siblings by name, across the subsidiary.
     let v = s.gql(Some(t), CHART, json!({ "a": c.parent })).await;
     let chart = &data(&v)["orgChart"];
@@ -182,7 +200,15 @@ async fn org_chart_committee_coverage_and_the_strongest_way_in() {
     assert_eq!(ceo["dealRoles"][0]["opportunity"]["id"], c.deal.as_str());
     assert_eq!(chart["nodes"][4]["managerId"], c.cto.as_str());
     assert!(chart["nodes"][1]["lastActivityAt"].is_string()); // the CFO's note
-    assert!(chart["nodes"][3]["lastActivityAt"].is_null()); // nobody spoke to the CTO
+    assert!(chart["nodes"][3]["lastActivityAt"].is_null()); // the CTO's call is ahead
+    let vp_call =
+        chrono::DateTime::parse_from_rfc3339(chart["nodes"][4]["lastActivityAt"].as_str().unwrap())
+            .unwrap();
+    let ago = chrono::Utc::now() - vp_call.with_timezone(&chrono::Utc);
+    assert!(
+        ago > chrono::Duration::days(6) && ago < chrono::Duration::days(8),
+        "{ago}"
+    );
     // Influence: the CEO has five people below (0.5); the architect one edge of 4 (0.8).
     assert!((ceo["influence"].as_f64().unwrap() - 0.5).abs() < 1e-9);
     assert!((chart["nodes"][5]["influence"].as_f64().unwrap() - 0.8).abs() < 1e-9);
