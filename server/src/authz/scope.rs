@@ -279,6 +279,18 @@ impl Scope {
     /// (entries of deleted records then stay with admins); other entries show as before.
     pub fn audit_entries(&self) -> Option<Condition> {
         use accord_entities::audit_log::Column as A;
+        use accord_entities::contact_influence as influence;
+        use accord_entities::contact_relationship as relationship;
+        // Influence edges and relationships show as far as their contacts do.
+        let visible_contacts = || {
+            Some(
+                Query::select()
+                    .column(contact::Column::Id)
+                    .from(contact::Entity)
+                    .cond_where(self.contacts(AccessLevel::Read)?)
+                    .to_owned(),
+            )
+        };
         let of = |kind: &str, visible: Condition| {
             Condition::all().add(A::EntityType.eq(kind)).add(visible)
         };
@@ -290,6 +302,8 @@ impl Scope {
                     "Opportunity",
                     "OpportunityContactRole",
                     "Note",
+                    "ContactInfluence",
+                    "ContactRelationship",
                 ]))
                 .add(of(
                     "Account",
@@ -326,6 +340,25 @@ impl Scope {
                 .add(of(
                     "Note",
                     Self::through::<note::Entity>(A::EntityId, note::Column::Id, self.notes()?),
+                ))
+                .add(of(
+                    "ContactInfluence",
+                    Self::through::<influence::Entity>(
+                        A::EntityId,
+                        influence::Column::Id,
+                        Condition::all()
+                            .add(influence::Column::FromContactId.in_subquery(visible_contacts()?))
+                            .add(influence::Column::ToContactId.in_subquery(visible_contacts()?)),
+                    ),
+                ))
+                .add(of(
+                    "ContactRelationship",
+                    Self::through::<relationship::Entity>(
+                        A::EntityId,
+                        relationship::Column::Id,
+                        Condition::all()
+                            .add(relationship::Column::ContactId.in_subquery(visible_contacts()?)),
+                    ),
                 )),
         )
     }

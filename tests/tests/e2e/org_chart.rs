@@ -509,6 +509,29 @@ async fn charts_and_edges_stop_at_the_territory_line() {
     // Nor can Bob draw from a contact he cannot see.
     let v = edge(&s, &bob, &boss, &engineer, "MENTORS", 2).await;
     assert_eq!(error_field(&v), "fromContactId");
+
+    // The audit log of the edge (it touches the subsidiary) shows to a manager of both
+    // sides, not to one of the parent's territory only.
+    let audit = "{ auditLog(first: 50) { edges { node { entityType } } } }";
+    let influence_entries = |v: &Value| {
+        data(v)["auditLog"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["node"]["entityType"] == "ContactInfluence")
+            .count()
+    };
+    let east_manager = s.user("carol@example.com", Role::SalesManager).await;
+    s.grant(&admin, &east, &east_manager, "EDIT", true).await;
+    assert_eq!(
+        influence_entries(&s.gql(Some(&east_manager), audit, json!({})).await),
+        0
+    );
+    s.grant(&admin, &west, &east_manager, "READ", false).await;
+    assert_eq!(
+        influence_entries(&s.gql(Some(&east_manager), audit, json!({})).await),
+        1
+    );
 }
 
 #[tokio::test]
