@@ -304,6 +304,8 @@ impl Scope {
                     "Note",
                     "ContactInfluence",
                     "ContactRelationship",
+                    "Event",
+                    "Task",
                 ]))
                 .add(of(
                     "Account",
@@ -350,6 +352,14 @@ impl Scope {
                             .add(influence::Column::FromContactId.in_subquery(visible_contacts()?))
                             .add(influence::Column::ToContactId.in_subquery(visible_contacts()?)),
                     ),
+                ))
+                .add(of(
+                    "Event",
+                    Self::through::<event::Entity>(A::EntityId, event::Column::Id, self.events()?),
+                ))
+                .add(of(
+                    "Task",
+                    Self::through::<task::Entity>(A::EntityId, task::Column::Id, self.tasks()?),
                 ))
                 .add(of(
                     "ContactRelationship",

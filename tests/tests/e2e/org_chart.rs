@@ -513,24 +513,37 @@ async fn charts_and_edges_stop_at_the_territory_line() {
     // The audit log of the edge (it touches the subsidiary) shows to a manager of both
     // sides, not to one of the parent's territory only.
     let audit = "{ auditLog(first: 50) { edges { node { entityType } } } }";
-    let influence_entries = |v: &Value| {
+    let entries = |v: &Value, kind: &str| {
         data(v)["auditLog"]["edges"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["node"]["entityType"] == "ContactInfluence")
+            .filter(|e| e["node"]["entityType"] == kind)
             .count()
     };
+    // So does a meeting about the subsidiary's engineer.
+    let v = s
+        .gql(
+            Some(&admin),
+            "mutation($i: CreateEventInput!) { createEvent(input: $i) { event { id } } }",
+            json!({ "i": { "kind": "MEETING", "title": "Architecture review", "timeZone": "UTC",
+                "startsAt": "2027-01-11T10:00:00Z", "endsAt": "2027-01-11T11:00:00Z",
+                "subjectId": engineer } }),
+        )
+        .await;
+    data(&v);
     let east_manager = s.user("carol@example.com", Role::SalesManager).await;
     s.grant(&admin, &east, &east_manager, "EDIT", true).await;
+    let v = s.gql(Some(&east_manager), audit, json!({})).await;
     assert_eq!(
-        influence_entries(&s.gql(Some(&east_manager), audit, json!({})).await),
-        0
+        (entries(&v, "ContactInfluence"), entries(&v, "Event")),
+        (0, 0)
     );
     s.grant(&admin, &west, &east_manager, "READ", false).await;
+    let v = s.gql(Some(&east_manager), audit, json!({})).await;
     assert_eq!(
-        influence_entries(&s.gql(Some(&east_manager), audit, json!({})).await),
-        1
+        (entries(&v, "ContactInfluence"), entries(&v, "Event")),
+        (1, 1)
     );
 }
 
