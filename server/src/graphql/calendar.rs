@@ -93,7 +93,8 @@ async fn subject_fields(
     Ok((a, c, o))
 }
 
-async fn user_field(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<User>> {
+/// One user by ID through the request's loader.
+pub(crate) async fn user_field(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<User>> {
     Ok(loaders(ctx)?
         .users
         .load_one(id)

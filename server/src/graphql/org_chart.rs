@@ -10,6 +10,7 @@ use async_graphql::{
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::graphql::accounts::DeletePayload;
+use crate::graphql::calendar::user_field;
 use crate::graphql::ids::{NodeKind, decode, decode_opt, encode};
 use crate::graphql::loaders::load_error;
 use crate::graphql::types::{Account, Contact, ContactRoleKind, Opportunity, User};
@@ -72,15 +73,6 @@ async fn contact(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Con
         .map(Contact))
 }
 
-async fn user(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<User>> {
-    Ok(loaders(ctx)?
-        .users
-        .load_one(id)
-        .await
-        .map_err(load_error)?
-        .map(User))
-}
-
 /// How well one of our users knows a contact.
 pub struct ContactRelationship(pub relationship::Model);
 
@@ -90,7 +82,7 @@ impl ContactRelationship {
         encode(NodeKind::ContactRelationship, self.0.id)
     }
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        user(ctx, self.0.user_id).await
+        user_field(ctx, self.0.user_id).await
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         contact(ctx, self.0.contact_id).await
@@ -423,7 +415,7 @@ impl PathStep {
     /// One of our users (a path's start only).
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         match &self.step.party {
-            org_chart::PathParty::User(id) => user(ctx, *id).await,
+            org_chart::PathParty::User(id) => user_field(ctx, *id).await,
             org_chart::PathParty::Contact(_) => Ok(None),
         }
     }
