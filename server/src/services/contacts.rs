@@ -249,12 +249,19 @@ pub async fn update(
         }
         Some(None) => active.reports_to_id = Set(None),
         None => {
-            // Moving to another company ends a reporting line that would cross over.
+            // Moving to another company ends a reporting line that would cross over (the
+            // contact changed employer; their old manager stays behind).
             if account_id != before.account_id
                 && let Some(manager) = before.reports_to_id
                 && let Some(manager) = contact::Entity::find_by_id(manager).one(&txn).await?
+                && !crate::services::org_chart::same_account_family(
+                    &txn,
+                    account_id,
+                    manager.account_id,
+                )
+                .await?
             {
-                check_same_company(&txn, account_id, &manager).await?;
+                active.reports_to_id = Set(None);
             }
         }
     }

@@ -4,10 +4,9 @@
 //!
 //! A path's strength is the product of its ties' weights (each in (0, 1]), so a chain is
 //! never stronger than its weakest link and every extra hop costs. The strongest path is
-//! then a shortest path under the cost `-ln(weight)`, found with Dijkstra.
+//! then a shortest path under the cost `-ln(weight)`, limited to [`MAX_HOPS`] hops.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 use accord_entities::contact_influence::InfluenceKind;
 
@@ -67,38 +66,18 @@ pub fn edge_weight(kind: InfluenceKind, strength: i32) -> Option<f64> {
     }
 }
 
-/// The cheapest way found to a party: cost, hops, and the party and tie it came from.
-type Reached = (f64, usize, Option<(Party, Link)>);
-
-#[derive(PartialEq)]
-struct Frontier {
-    cost: f64,
-    hops: usize,
-    party: Party,
-}
-
-impl Eq for Frontier {}
-
-impl Ord for Frontier {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: the cheapest comes first.
-        other
-            .cost
-            .total_cmp(&self.cost)
-            .then_with(|| other.hops.cmp(&self.hops))
-            .then_with(|| other.party.cmp(&self.party))
-    }
-}
-
-impl PartialOrd for Frontier {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+/// The cheapest way found to a party within some number of hops: its cost, and the
+/// party, tie and hop layer it came from (`None` for a source).
+type Reached = (f64, Option<(Party, Link, usize)>);
 
 /// For each target reachable from any source within [`MAX_HOPS`], the strongest path to
 /// it; strongest first. Contacts among the sources start paths of their own (a champion
 /// reaches the decision maker without us).
+///
+/// Bounded-hop shortest paths, layer by layer (Bellman-Ford cut at [`MAX_HOPS`] rounds):
+/// layer `h` holds the cheapest way to each party in at most `h` hops. A plain Dijkstra
+/// that stops at the hop limit would lose a weaker but shorter way to a party that is
+/// needed to reach someone beyond it.
 pub fn strongest_paths(ties: &[Tie], sources: &[Party], targets: &[Party]) -> Vec<Path> {
     let mut adjacent: HashMap<Party, Vec<(Party, Link, f64)>> = HashMap::new();
     for t in ties {
@@ -115,56 +94,47 @@ pub fn strongest_paths(ties: &[Tie], sources: &[Party], targets: &[Party]) -> Ve
             .or_default()
             .push((t.a, t.link, t.weight));
     }
-    let mut best: HashMap<Party, Reached> = HashMap::new();
-    let mut heap = BinaryHeap::new();
-    for s in sources {
-        best.insert(*s, (0.0, 0, None));
-        heap.push(Frontier {
-            cost: 0.0,
-            hops: 0,
-            party: *s,
-        });
-    }
-    while let Some(Frontier { cost, hops, party }) = heap.pop() {
-        if best.get(&party).is_some_and(|(c, _, _)| *c < cost) {
-            continue;
-        }
-        if hops >= MAX_HOPS {
-            continue;
-        }
-        for (next, link, weight) in adjacent.get(&party).map(Vec::as_slice).unwrap_or(&[]) {
-            if matches!(next, Party::User(_)) {
-                continue;
-            }
-            let next_cost = cost - weight.ln();
-            let better = best
-                .get(next)
-                .is_none_or(|(c, h, _)| next_cost < *c || (next_cost == *c && hops + 1 < *h));
-            if better {
-                best.insert(*next, (next_cost, hops + 1, Some((party, *link))));
-                heap.push(Frontier {
-                    cost: next_cost,
-                    hops: hops + 1,
-                    party: *next,
-                });
+    let mut layers: Vec<HashMap<Party, Reached>> = Vec::with_capacity(MAX_HOPS + 1);
+    layers.push(sources.iter().map(|s| (*s, (0.0, None))).collect());
+    for hop in 1..=MAX_HOPS {
+        let previous = &layers[hop - 1];
+        let mut layer = previous.clone();
+        let mut changed = false;
+        for (party, (cost, _)) in previous {
+            for (next, link, weight) in adjacent.get(party).map(Vec::as_slice).unwrap_or(&[]) {
+                if matches!(next, Party::User(_)) {
+                    continue;
+                }
+                let next_cost = cost - weight.ln();
+                if layer.get(next).is_none_or(|(c, _)| next_cost < *c) {
+                    layer.insert(*next, (next_cost, Some((*party, *link, hop - 1))));
+                    changed = true;
+                }
             }
         }
+        layers.push(layer);
+        if !changed {
+            break;
+        }
     }
+    let Some(last) = layers.last() else {
+        return Vec::new();
+    };
     let mut paths: Vec<Path> = targets
         .iter()
         .filter_map(|target| {
-            let (cost, _, _) = best.get(target)?;
+            let (cost, _) = last.get(target)?;
             let mut steps = Vec::new();
-            let mut cursor = *target;
+            let (mut cursor, mut layer) = (*target, layers.len() - 1);
             loop {
-                let (_, _, previous) = best.get(&cursor)?;
+                let (_, previous) = layers.get(layer)?.get(&cursor)?;
                 match previous {
-                    Some((from, link)) => {
+                    Some((from, link, from_layer)) => {
                         steps.push(Step {
                             party: cursor,
                             via: Some(*link),
                         });
-                        cursor = *from;
+                        (cursor, layer) = (*from, *from_layer);
                     }
                     None => {
                         steps.push(Step {
@@ -299,6 +269,40 @@ mod tests {
             1
         );
         assert!(strongest_paths(&chain, &[Contact(0)], &[Contact(7)]).is_empty());
+    }
+
+    #[test]
+    fn a_weaker_short_way_in_still_reaches_beyond_the_hop_limit() {
+        use Party::*;
+        // A perfect six-hop chain to X, and a weaker direct tie to X; T hangs off X.
+        let mut ties: Vec<Tie> = (1..6)
+            .map(|i| tie(Contact(i), Contact(i + 1), 1.0))
+            .collect();
+        ties.push(Tie {
+            a: User(1),
+            b: Contact(1),
+            link: Link::Knows,
+            weight: 1.0,
+        });
+        ties.push(Tie {
+            a: User(1),
+            b: Contact(6),
+            link: Link::Knows,
+            weight: 0.5,
+        });
+        ties.push(tie(Contact(6), Contact(7), 1.0));
+        let paths = strongest_paths(&ties, &[User(1)], &[Contact(6), Contact(7)]);
+        assert_eq!(paths.len(), 2, "{paths:?}");
+        let to_t = paths
+            .iter()
+            .find(|p| p.steps.last().map(|s| s.party) == Some(Contact(7)));
+        let to_t = to_t.expect("T is reachable in two hops");
+        assert_eq!(to_t.steps.len(), 3);
+        assert!((to_t.strength - 0.5).abs() < 1e-9);
+        // X itself is best reached along the perfect chain, within the limit.
+        let to_x = &paths[0];
+        assert_eq!(to_x.steps.last().map(|s| s.party), Some(Contact(6)));
+        assert!((to_x.strength - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -356,7 +356,8 @@ pub(crate) async fn influence_map<C: ConnectionTrait>(
         .all(db)
         .await?
     {
-        if in_chart.contains(&c.id) {
+        // Checked again: a contact may have moved out of sight since the chart was read.
+        if in_chart.contains(&c.id) && view.allows(c.territory_id) {
             contacts.insert(c.id, c);
         }
     }
@@ -535,6 +536,11 @@ pub async fn org_chart(
     let mut stack: Vec<i64> = children.get(&None).cloned().unwrap_or_default();
     stack.reverse();
     while let Some(id) = stack.pop() {
+        // A contact deleted or hidden between the chart and the contact reads drops out
+        // with everyone below them (they had no place without a manager anyway).
+        if !map.contacts.contains_key(&id) {
+            continue;
+        }
         order.push(id);
         if let Some(kids) = children.get(&Some(id)) {
             stack.extend(kids.iter().rev());

@@ -350,6 +350,8 @@ pub(super) struct DealFacts {
     history: Vec<stage_transition::Model>,
     notes: Vec<DateTime<Utc>>,
     committee: CommitteeView,
+    /// Whether `committee` was loaded (otherwise it is empty, not a real committee).
+    has_committee: bool,
 }
 
 /// Loads the facts of `deals` in a few statements, whatever their number. Accounts and
@@ -453,6 +455,7 @@ pub(super) async fn facts<C: ConnectionTrait>(
             let stage = stages.get(&deal.stage_id);
             DealFacts {
                 committee: committees.remove(&deal.id).unwrap_or_default(),
+                has_committee: with_committee,
                 stage_name: stage.map(|s| s.name.clone()).unwrap_or_default(),
                 probability: stage.map_or(0, |s| s.probability),
                 account: accounts.get(&deal.account_id).cloned(),
@@ -788,7 +791,14 @@ impl AuthorViews {
         deal: &opportunity::Model,
     ) -> AppResult<(Arc<Scope>, Arc<DealFacts>)> {
         let publisher = script.published_by.or(script.author_id);
-        if let Some((_, scope, facts)) = self.seen.iter().find(|(a, _, _)| *a == publisher) {
+        let with_committee = reads_committee(&script.source);
+        // Facts loaded for a script that did not read the committee lack it: reuse them
+        // only for another such script.
+        if let Some((_, scope, facts)) = self
+            .seen
+            .iter()
+            .find(|(a, _, f)| *a == publisher && (f.has_committee || !with_committee))
+        {
             return Ok((Arc::clone(scope), Arc::clone(facts)));
         }
         let scope = publisher_scope(svc, publisher, stage).await?;
@@ -797,7 +807,7 @@ impl AuthorViews {
             &[&scope, &self.mover],
             stages,
             vec![deal.clone()],
-            reads_committee(&script.source),
+            with_committee,
         )
         .await?
         .into_iter()

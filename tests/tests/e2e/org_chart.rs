@@ -372,6 +372,17 @@ async fn bad_influence_input_is_refused_and_writes_nothing() {
         )
         .await;
     assert_eq!(error_field(&v), "reportsToId", "{v}");
+    // Someone who changes employer leaves their old manager behind.
+    let v = s
+        .gql(
+            Some(t),
+            "mutation($c: ID!, $a: ID!) { updateContact(input: {id: $c, version: 1, accountId: $a}) { contact { reportsTo { id } account { name } } } }",
+            json!({ "c": c.procurement, "a": other }),
+        )
+        .await;
+    let moved = &data(&v)["updateContact"]["contact"];
+    assert_eq!(moved["account"]["name"], "Initech");
+    assert!(moved["reportsTo"].is_null(), "{moved}");
 
     // A stale version loses, the current one wins; a relationship cannot be in the future.
     let update = "mutation($i: UpdateContactInfluenceInput!) { updateContactInfluence(input: $i) { influence { version strength } } }";
