@@ -102,8 +102,8 @@ async fn check_manager<C: ConnectionTrait>(
     ))
 }
 
-/// A manager works at the contact's account or elsewhere in its hierarchy (a parent or
-/// a subsidiary), never at an unrelated company.
+/// A manager works at the contact's account or elsewhere in its hierarchy (a parent, a
+/// subsidiary, a sister company), never at an unrelated company.
 async fn check_same_company<C: ConnectionTrait>(
     db: &C,
     account_id: i64,
@@ -114,7 +114,8 @@ async fn check_same_company<C: ConnectionTrait>(
     } else {
         Err(AppError::validation(
             "reportsToId",
-            "the manager must work at the same account or at a parent or subsidiary of it",
+            "the manager must work in the same group of companies (this account, its parent \
+             or subsidiaries, or theirs)",
         ))
     }
 }

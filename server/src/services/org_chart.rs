@@ -14,7 +14,7 @@ use accord_entities::contact_relationship as relationship;
 use accord_entities::opportunity_contact_role::{self as role, ContactRole};
 use accord_entities::stage::{self, StageKind};
 use accord_entities::territory_membership::AccessLevel;
-use accord_entities::{account, contact, event, event_attendee, opportunity};
+use accord_entities::{account, contact, event, event_attendee, opportunity, user};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
@@ -789,9 +789,28 @@ pub(crate) async fn committee_of<C: ConnectionTrait>(
             .then(a.contact.id.cmp(&b.contact.id))
     });
 
-    // Ways in: our users' relationships, influence edges, reporting lines.
+    // Ways in: our users' relationships (of users still with us), influence edges,
+    // reporting lines.
+    let mut knowers: Vec<i64> = map.relationships.iter().map(|r| r.user_id).collect();
+    knowers.sort_unstable();
+    knowers.dedup();
+    let active: HashSet<i64> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Id.is_in(knowers))
+        .filter(user::Column::Active.eq(true))
+        .into_tuple()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let relationships: Vec<&relationship::Model> = map
+        .relationships
+        .iter()
+        .filter(|r| active.contains(&r.user_id))
+        .collect();
     let mut ties: Vec<Tie> = Vec::new();
-    for r in &map.relationships {
+    for r in &relationships {
         ties.push(Tie {
             a: Party::User(r.user_id),
             b: Party::Contact(r.contact_id),
@@ -819,8 +838,7 @@ pub(crate) async fn committee_of<C: ConnectionTrait>(
             });
         }
     }
-    let mut sources: Vec<Party> = map
-        .relationships
+    let mut sources: Vec<Party> = relationships
         .iter()
         .map(|r| Party::User(r.user_id))
         .collect();

@@ -282,6 +282,39 @@ async fn org_chart_committee_coverage_and_the_strongest_way_in() {
         ]
     );
 
+    // A colleague who knows the CEO well opens the strongest way in, until they leave.
+    let dana = s.user("dana@example.com", Role::Rep).await;
+    let dana_id = s.user_id(&dana).await;
+    let v = s
+        .gql(
+            Some(t),
+            "mutation($u: ID!, $c: ID!) { setContactRelationship(input: {userId: $u, contactId: $c, strength: 5}) { relationship { user { email } } } }",
+            json!({ "u": dana_id, "c": c.ceo }),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["setContactRelationship"]["relationship"]["user"]["email"],
+        "dana@example.com"
+    );
+    let best = |v: &Value| data(v)["buyingCommittee"]["paths"][0].clone();
+    let v = s.gql(Some(t), COMMITTEE, json!({ "o": c.deal })).await;
+    assert_eq!(best(&v)["strength"], 1.0);
+    assert_eq!(best(&v)["steps"][0]["user"]["email"], "dana@example.com");
+    {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        accord_entities::user::Entity::update_many()
+            .col_expr(accord_entities::user::Column::Active, Expr::value(false))
+            .filter(accord_entities::user::Column::Email.eq("dana@example.com"))
+            .exec(&s.state.services.db)
+            .await
+            .unwrap();
+    }
+    let v = s.gql(Some(t), COMMITTEE, json!({ "o": c.deal })).await;
+    assert!(
+        (best(&v)["strength"].as_f64().unwrap() - 0.48).abs() < 1e-9,
+        "{v}"
+    );
+
     // The architect's own edges: the one they draw and the one drawn to them.
     let v = s
         .gql(
