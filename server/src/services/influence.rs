@@ -6,10 +6,12 @@ use accord_entities::contact_influence::{self as influence, InfluenceKind};
 use accord_entities::contact_relationship as relationship;
 use accord_entities::territory_membership::AccessLevel;
 use accord_entities::{contact, user};
+use std::collections::HashSet;
+
 use chrono::{NaiveDate, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, NotSet, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
 use crate::auth::Actor;
@@ -17,7 +19,7 @@ use crate::authz::{self, Action, Resource, Scope};
 use crate::db::begin_write;
 use crate::error::{AppError, AppResult};
 use crate::services::contacts::visible_contact;
-use crate::services::{Patch, Services, audit, gate_territory, update_if_version};
+use crate::services::{Patch, Services, audit, update_if_version};
 
 const NOTE_MAX: usize = 2000;
 
@@ -241,88 +243,44 @@ pub async fn delete_influence(
     Ok(())
 }
 
-/// Visible edges that start or end at one of `contacts`, leaving out any whose other
-/// end the caller cannot see.
-pub(crate) async fn edges_touching<C: ConnectionTrait>(
-    db: &C,
-    scope: &Scope,
-    contacts: &[i64],
-) -> AppResult<Vec<influence::Model>> {
-    if contacts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut found: Vec<influence::Model> = Vec::new();
-    for chunk in contacts.chunks(super::IN_LIST_MAX) {
-        found.extend(
-            influence::Entity::find()
-                .filter(
-                    Condition::any()
-                        .add(influence::Column::FromContactId.is_in(chunk.iter().copied()))
-                        .add(influence::Column::ToContactId.is_in(chunk.iter().copied())),
-                )
-                .order_by_asc(influence::Column::Id)
-                .all(db)
-                .await?,
-        );
-    }
-    found.sort_by_key(|e| e.id);
-    found.dedup_by_key(|e| e.id);
-    let mut ends: Vec<i64> = found
-        .iter()
-        .flat_map(|e| [e.from_contact_id, e.to_contact_id])
-        .collect();
-    ends.sort_unstable();
-    ends.dedup();
-    let visible = visible_ids(db, scope, &ends).await?;
-    found.retain(|e| {
-        visible.binary_search(&e.from_contact_id).is_ok()
-            && visible.binary_search(&e.to_contact_id).is_ok()
-    });
-    Ok(found)
-}
-
-/// Which of `ids` (sorted) the caller may see, sorted.
-async fn visible_ids<C: ConnectionTrait>(
-    db: &C,
-    scope: &Scope,
-    ids: &[i64],
-) -> AppResult<Vec<i64>> {
-    let mut visible = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(super::IN_LIST_MAX) {
-        let rows: Vec<(i64, Option<i64>)> = contact::Entity::find()
-            .select_only()
-            .column(contact::Column::Id)
-            .column(contact::Column::TerritoryId)
-            .filter(contact::Column::Id.is_in(chunk.iter().copied()))
-            .into_tuple()
-            .all(db)
-            .await?;
-        visible.extend(
-            rows.into_iter()
-                .filter(|(_, t)| scope.allows(*t, AccessLevel::Read))
-                .map(|(id, _)| id),
-        );
-    }
-    visible.sort_unstable();
-    Ok(visible)
-}
-
-/// The visible influence edges of one visible contact.
+/// The influence edges of one contact the caller sees, leaving out any whose other end
+/// the caller cannot see.
 pub async fn influences_of(
     svc: &Services,
     actor: &Actor,
     contact_id: i64,
 ) -> AppResult<Vec<influence::Model>> {
-    svc.authz
-        .require(actor, Resource::Contact, Action::Read)
-        .await?;
+    super::contacts::get(svc, actor, contact_id).await?;
     let scope = svc.authz.scope(actor).await;
-    let c = contact::Entity::find_by_id(contact_id)
-        .one(&svc.db)
+    let mut edges = influence::Entity::find()
+        .filter(
+            Condition::any()
+                .add(influence::Column::FromContactId.eq(contact_id))
+                .add(influence::Column::ToContactId.eq(contact_id)),
+        )
+        .order_by_asc(influence::Column::Id)
+        .all(&svc.db)
+        .await?;
+    let other_end = |e: &influence::Model| {
+        if e.from_contact_id == contact_id {
+            e.to_contact_id
+        } else {
+            e.from_contact_id
+        }
+    };
+    let others: Vec<i64> = edges.iter().map(other_end).collect();
+    let visible: HashSet<i64> = contact::Entity::find()
+        .filter(contact::Column::Id.is_in(others))
+        .apply_if(scope.contacts(AccessLevel::Read), QueryFilter::filter)
+        .select_only()
+        .column(contact::Column::Id)
+        .into_tuple::<i64>()
+        .all(&svc.db)
         .await?
-        .ok_or(AppError::NotFound("contact"))?;
-    gate_territory(&scope, c.territory_id, AccessLevel::Read, "contact")?;
-    edges_touching(&svc.db, &scope, &[contact_id]).await
+        .into_iter()
+        .collect();
+    edges.retain(|e| visible.contains(&other_end(e)));
+    Ok(edges)
 }
 
 #[derive(Debug, Clone)]
@@ -461,38 +419,16 @@ pub async fn remove_relationship(svc: &Services, actor: &Actor, id: i64) -> AppR
     Ok(())
 }
 
-/// Our users' relationships with the visible ones of `contacts`.
-pub(crate) async fn relationships_with<C: ConnectionTrait>(
-    db: &C,
-    contacts: &[i64],
-) -> AppResult<Vec<relationship::Model>> {
-    let mut found = Vec::new();
-    for chunk in contacts.chunks(super::IN_LIST_MAX) {
-        found.extend(
-            relationship::Entity::find()
-                .filter(relationship::Column::ContactId.is_in(chunk.iter().copied()))
-                .order_by_asc(relationship::Column::Id)
-                .all(db)
-                .await?,
-        );
-    }
-    Ok(found)
-}
-
-/// The relationships our users have with one visible contact.
+/// The relationships our users have with one contact the caller sees.
 pub async fn relationships_of(
     svc: &Services,
     actor: &Actor,
     contact_id: i64,
 ) -> AppResult<Vec<relationship::Model>> {
-    svc.authz
-        .require(actor, Resource::Contact, Action::Read)
-        .await?;
-    let scope = svc.authz.scope(actor).await;
-    let c = contact::Entity::find_by_id(contact_id)
-        .one(&svc.db)
-        .await?
-        .ok_or(AppError::NotFound("contact"))?;
-    gate_territory(&scope, c.territory_id, AccessLevel::Read, "contact")?;
-    relationships_with(&svc.db, &[contact_id]).await
+    super::contacts::get(svc, actor, contact_id).await?;
+    Ok(relationship::Entity::find()
+        .filter(relationship::Column::ContactId.eq(contact_id))
+        .order_by_asc(relationship::Column::Id)
+        .all(&svc.db)
+        .await?)
 }

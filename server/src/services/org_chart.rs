@@ -120,6 +120,15 @@ pub(crate) async fn account_family<C: ConnectionTrait>(
     Ok(ids)
 }
 
+/// `SELECT id FROM contacts WHERE account_id IN (accounts)`, for `IN` subqueries.
+fn people_of(accounts: &[i64]) -> sea_orm::sea_query::SelectStatement {
+    contact::Entity::find()
+        .select_only()
+        .column(contact::Column::Id)
+        .filter(contact::Column::AccountId.is_in(accounts.iter().copied()))
+        .into_query()
+}
+
 /// One contact's place in the chart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChartRow {
@@ -255,16 +264,11 @@ pub(crate) async fn last_activity<C: ConnectionTrait>(
     }
 
     // Recurring meetings: their latest occurrence before now, not their first.
-    let people_query = contact::Entity::find()
-        .select_only()
-        .column(contact::Column::Id)
-        .filter(contact::Column::AccountId.is_in(accounts.iter().copied()))
-        .into_query();
     let attended: Vec<(i64, i64)> = event_attendee::Entity::find()
         .select_only()
         .column(event_attendee::Column::EventId)
         .column(event_attendee::Column::ContactId)
-        .filter(event_attendee::Column::ContactId.in_subquery(people_query.clone()))
+        .filter(event_attendee::Column::ContactId.in_subquery(people_of(accounts)))
         .into_tuple::<(i64, Option<i64>)>()
         .all(db)
         .await?
@@ -278,7 +282,7 @@ pub(crate) async fn last_activity<C: ConnectionTrait>(
         .filter(event::Column::StartsAt.lte(now))
         .filter(
             sea_orm::Condition::any()
-                .add(event::Column::ContactId.in_subquery(people_query))
+                .add(event::Column::ContactId.in_subquery(people_of(accounts)))
                 .add(event::Column::Id.is_in(attended_events.iter().copied())),
         )
         .all(db)
@@ -309,15 +313,7 @@ pub(crate) async fn last_activity<C: ConnectionTrait>(
         .column(relationship::Column::ContactId)
         .column(relationship::Column::LastContactOn)
         .filter(relationship::Column::LastContactOn.is_not_null())
-        .filter(
-            relationship::Column::ContactId.in_subquery(
-                contact::Entity::find()
-                    .select_only()
-                    .column(contact::Column::Id)
-                    .filter(contact::Column::AccountId.is_in(accounts.iter().copied()))
-                    .into_query(),
-            ),
-        )
+        .filter(relationship::Column::ContactId.in_subquery(people_of(accounts)))
         .into_tuple()
         .all(db)
         .await?;
@@ -361,24 +357,17 @@ pub(crate) async fn influence_map<C: ConnectionTrait>(
             contacts.insert(c.id, c);
         }
     }
-    let people = || {
-        contact::Entity::find()
-            .select_only()
-            .column(contact::Column::Id)
-            .filter(contact::Column::AccountId.is_in(accounts.iter().copied()))
-            .into_query()
-    };
     // One `IN` only: with both, SQLite probes the (from, to) index for every pair of
     // people (25 million probes for 5,000 contacts). The other end is checked below.
     let edges: Vec<influence::Model> = influence::Entity::find()
-        .filter(influence::Column::FromContactId.in_subquery(people()))
+        .filter(influence::Column::FromContactId.in_subquery(people_of(accounts)))
         .all(db)
         .await?
         .into_iter()
         .filter(|e| in_chart.contains(&e.from_contact_id) && in_chart.contains(&e.to_contact_id))
         .collect();
     let relationships: Vec<relationship::Model> = relationship::Entity::find()
-        .filter(relationship::Column::ContactId.in_subquery(people()))
+        .filter(relationship::Column::ContactId.in_subquery(people_of(accounts)))
         .all(db)
         .await?
         .into_iter()
