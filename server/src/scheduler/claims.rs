@@ -4,6 +4,8 @@
 //! SQLite's single writer being the lease's lock. A claim moves `attempt_at` to the end
 //! of the lease, so a reminder whose instance died becomes due again by itself.
 
+use std::collections::{HashMap, HashSet};
+
 use accord_entities::reminder::{self, ReminderStatus};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
@@ -14,20 +16,39 @@ use sea_orm::{
 
 use crate::db::begin_write;
 
-/// Claims up to `limit` reminders due at `now` for `owner` until `now + lease`.
+/// Which reminders a claim takes.
+#[derive(Clone, Copy, Debug)]
+pub enum Due {
+    /// Those that may go out now.
+    Now,
+    /// First attempts falling due after now and up to this time, which the claimer
+    /// holds until their due time. Retries are never claimed early: their backoff is
+    /// the point.
+    Before(DateTime<Utc>),
+}
+
+/// Claims up to `limit` reminders for `owner` until `now + lease`.
 pub async fn claim(
     db: &DatabaseConnection,
     owner: &str,
     now: DateTime<Utc>,
+    which: Due,
     lease: Duration,
     limit: u64,
 ) -> Result<Vec<reminder::Model>, DbErr> {
     let lease_end = now + lease;
-    let due = reminder::Entity::find()
+    let mut due = reminder::Entity::find()
         .select_only()
         .column(reminder::Column::Id)
-        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
-        .filter(reminder::Column::AttemptAt.lte(now))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending));
+    due = match which {
+        Due::Now => due.filter(reminder::Column::AttemptAt.lte(now)),
+        Due::Before(until) => due
+            .filter(reminder::Column::AttemptAt.gt(now))
+            .filter(reminder::Column::AttemptAt.lte(until))
+            .filter(reminder::Column::Attempts.eq(0)),
+    };
+    let due = due
         .order_by_asc(reminder::Column::AttemptAt)
         .limit(limit)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
@@ -50,6 +71,35 @@ pub async fn claim(
         }
         _ => update.exec_with_returning(db).await,
     }
+}
+
+/// Of reminders claimed early by `owner`, those still to be sent: still pending, still
+/// held by that claim, and still due when they were at the claim. A reminder cancelled
+/// or moved while it waited for its due time drops out here.
+pub async fn still_held<C: ConnectionTrait>(
+    db: &C,
+    owner: &str,
+    claimed: &[(i64, DateTime<Utc>)],
+) -> Result<HashSet<i64>, DbErr> {
+    if claimed.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let now: Vec<(i64, DateTime<Utc>)> = reminder::Entity::find()
+        .select_only()
+        .column(reminder::Column::Id)
+        .column(reminder::Column::DueAt)
+        .filter(reminder::Column::Id.is_in(claimed.iter().map(|(id, _)| *id)))
+        .filter(reminder::Column::LeaseOwner.eq(owner))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let due: HashMap<i64, DateTime<Utc>> = now.into_iter().collect();
+    Ok(claimed
+        .iter()
+        .filter(|(id, at)| due.get(id) == Some(at))
+        .map(|(id, _)| *id)
+        .collect())
 }
 
 /// Marks reminders of one claim delivered. A reminder whose lease another claim took
@@ -162,16 +212,20 @@ pub async fn cancelled<C: ConnectionTrait>(
     Ok(())
 }
 
-/// When the next pending reminder may be claimed (its due time, retry or lease end).
-pub async fn next_attempt(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let next = reminder::Entity::find()
+/// The earliest pending reminder: when it may next go out (its due time, retry or lease
+/// end) and whether it is a first attempt, which may be claimed ahead of that time.
+pub async fn next_attempt(db: &DatabaseConnection) -> Result<Option<(DateTime<Utc>, bool)>, DbErr> {
+    let next: Option<(DateTime<Utc>, i32)> = reminder::Entity::find()
         .select_only()
-        .column_as(reminder::Column::AttemptAt.min(), "next")
+        .column(reminder::Column::AttemptAt)
+        .column(reminder::Column::Attempts)
         .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
-        .into_tuple::<Option<DateTime<Utc>>>()
+        .order_by_asc(reminder::Column::AttemptAt)
+        .limit(1)
+        .into_tuple()
         .one(db)
         .await?;
-    Ok(next.flatten())
+    Ok(next.map(|(at, attempts)| (at, attempts == 0)))
 }
 
 /// The wait before retry number `attempts` (1 after the first failure): `base`

@@ -31,9 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_entities::{reminder, territory_membership as membership, user, webhook};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::Delivery;
@@ -45,9 +45,18 @@ use channels::{Deliverer, Missed, Recipient};
 const CLAIM_BATCH: usize = 500;
 /// Claimed reminders that may wait for a delivery slot, beyond those being delivered.
 const CLAIM_AHEAD: usize = CLAIM_BATCH;
+/// Most reminders held between a claim ahead of their due time and their
+/// acknowledgement: a burst of ten thousand due in the same second is claimed before
+/// it falls due.
+const CLAIM_EARLY_MAX: usize = 10_000;
 /// Smallest claim worth a round trip while deliveries are under way: below it the
 /// claimer waits for more room instead of claiming reminders one freed slot at a time.
 const CLAIM_MIN: usize = CLAIM_BATCH / 4;
+/// How long before its due time a first attempt may be claimed: the claim's round trip
+/// then happens before the due time instead of making the reminder late. At most a
+/// quarter of the lease, so a reminder held until its due time still has a quarter of
+/// the lease to find a delivery slot before its claim counts as stale.
+const CLAIM_EARLY: Duration = Duration::from_secs(2);
 /// Pause when something is due but every due row is held by another instance's claim
 /// in progress: long enough not to spin, short against the one-second promise.
 const CONTENDED_PAUSE: Duration = Duration::from_millis(20);
@@ -92,9 +101,15 @@ pub fn spawn(
         room: Arc::new(Semaphore::new(
             config.delivery_concurrency.max(1) + CLAIM_AHEAD,
         )),
+        early_room: Arc::new(Semaphore::new(CLAIM_EARLY_MAX)),
         acks,
         instance: instance.clone(),
         lease: chrono::Duration::milliseconds(config.reminder_lease_ms.max(1) as i64),
+        early: chrono::Duration::from_std(CLAIM_EARLY)
+            .unwrap_or_default()
+            .min(chrono::Duration::milliseconds(
+                config.reminder_lease_ms as i64 / 4,
+            )),
         idle: Duration::from_millis(config.scheduler_idle_ms.max(1)),
     };
     let acker = Acker {
@@ -131,11 +146,16 @@ struct Claimer {
     deliverer: Arc<Deliverer>,
     /// One permit per delivery in flight.
     slots: Arc<Semaphore>,
-    /// One permit per claimed reminder not yet acknowledged (waiting or in flight).
+    /// One permit per reminder claimed once due and not yet acknowledged (waiting or
+    /// in flight).
     room: Arc<Semaphore>,
+    /// The same for reminders claimed ahead of their due time.
+    early_room: Arc<Semaphore>,
     acks: mpsc::UnboundedSender<Ack>,
     instance: String,
     lease: chrono::Duration,
+    /// How long before its due time a first attempt may be claimed.
+    early: chrono::Duration,
     idle: Duration,
 }
 
@@ -144,52 +164,88 @@ impl Claimer {
         let wakes = self.bus.wakes();
         let mut claims: u64 = 0;
         loop {
-            // Only this loop takes `room` permits, so what is free now stays free until
-            // the claim below.
-            match self.room.acquire_many(CLAIM_MIN as u32).await {
-                Ok(permits) => drop(permits),
-                Err(_) => return,
+            // Only this loop takes `room` and `early_room` permits, so what is free
+            // now stays free until the claims below.
+            let room_short = self.room.available_permits() < CLAIM_MIN;
+            let early_short = self.early_room.available_permits() < CLAIM_MIN;
+            let now = Utc::now();
+            let mut full = false;
+            if !room_short {
+                claims += 1;
+                full |= self.claim(claims, now, claims::Due::Now).await;
             }
-            claims += 1;
-            let owner: Arc<str> = format!("{}#{claims}", self.instance).into();
-            let limit = self.room.available_permits().min(CLAIM_BATCH);
-            match claims::claim(&self.db, &owner, Utc::now(), self.lease, limit as u64).await {
-                Ok(batch) => {
-                    let full = batch.len() == limit;
-                    if !batch.is_empty() {
-                        self.dispatch(batch, owner).await;
-                    }
-                    if full {
-                        continue;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming reminders failed; retrying in a second");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+            if !full && !early_short {
+                claims += 1;
+                full |= self
+                    .claim(claims, now, claims::Due::Before(now + self.early))
+                    .await;
+            }
+            if full {
+                continue;
             }
             let wait = match claims::next_attempt(&self.db).await {
-                Ok(Some(at)) => (at - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .max(CONTENDED_PAUSE),
+                Ok(Some((at, first))) => {
+                    let claimable = if first { at - self.early } else { at };
+                    (claimable - Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .max(CONTENDED_PAUSE)
+                }
                 Ok(None) => self.idle,
                 Err(e) => {
                     tracing::warn!(error = %e, "looking for the next reminder failed");
                     Duration::from_secs(1)
                 }
             };
+            // While the room is full, what is due waits for room, not for its time.
             tokio::select! {
                 _ = tokio::time::sleep(wait.min(self.idle)) => {}
                 _ = wakes.notified() => {}
+                _ = self.room.acquire_many(CLAIM_MIN as u32), if room_short => {}
+                _ = self.early_room.acquire_many(CLAIM_MIN as u32), if early_short => {}
             }
         }
     }
 
-    async fn dispatch(&self, batch: Vec<reminder::Model>, owner: Arc<str>) {
+    /// One claim and its dispatch; true when it took as many as it could, so more may
+    /// be waiting.
+    async fn claim(&self, number: u64, now: DateTime<Utc>, which: claims::Due) -> bool {
+        let room = match which {
+            claims::Due::Now => &self.room,
+            claims::Due::Before(_) => &self.early_room,
+        };
+        let limit = room.available_permits().min(CLAIM_BATCH);
+        let owner: Arc<str> = format!("{}#{number}", self.instance).into();
+        match claims::claim(&self.db, &owner, now, which, self.lease, limit as u64).await {
+            Ok(batch) => {
+                let full = batch.len() == limit;
+                if !batch.is_empty() {
+                    let hold = matches!(which, claims::Due::Before(_));
+                    self.dispatch(batch, owner, now, Arc::clone(room), hold)
+                        .await;
+                }
+                full
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming reminders failed; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                false
+            }
+        }
+    }
+
+    /// Hands a claimed batch to delivery: at once, or for a claim ahead of due time
+    /// (`hold`), in groups that wake at their due time.
+    async fn dispatch(
+        &self,
+        mut batch: Vec<reminder::Model>,
+        owner: Arc<str>,
+        claimed_at: DateTime<Utc>,
+        room: Arc<Semaphore>,
+        hold: bool,
+    ) {
         let recipients = match recipients(&self.db, &batch).await {
-            Ok(found) => found,
+            Ok(found) => Arc::new(found),
             Err(e) => {
                 tracing::warn!(error = %e, "loading reminder recipients failed");
                 for r in batch {
@@ -197,58 +253,143 @@ impl Claimer {
                         error: "recipient lookup failed".into(),
                         delivered: r.delivered_channels.clone(),
                     };
-                    self.ack(r, &owner, Outcome::Missed(missed));
+                    let _ = self.acks.send(Ack {
+                        reminder: r,
+                        owner: Arc::clone(&owner),
+                        outcome: Outcome::Missed(missed),
+                    });
                 }
                 return;
             }
         };
-        let claimed_at = Utc::now();
+        let sender = Sender {
+            db: self.db.clone(),
+            slots: Arc::clone(&self.slots),
+            deliverer: Arc::clone(&self.deliverer),
+            acks: self.acks.clone(),
+            owner,
+            recipients,
+            // A claim that waited for a slot through half its lease is left to the
+            // lease's end, so it never races another instance's delivery.
+            start_by: claimed_at + self.lease / 2,
+        };
+        // Group the early ones by the tick they fall due in.
+        batch.sort_by_key(|r| r.due_at);
+        let mut waiting: Option<(DateTime<Utc>, Vec<Held>)> = None;
         for r in batch {
-            let Ok(room) = Arc::clone(&self.room).acquire_owned().await else {
+            let Ok(room) = Arc::clone(&room).acquire_owned().await else {
                 return;
             };
-            let slots = Arc::clone(&self.slots);
-            let deliverer = Arc::clone(&self.deliverer);
-            let acks = self.acks.clone();
-            let owner = Arc::clone(&owner);
-            let to = recipients.get(&r.recipient_id).cloned();
-            let start_by = claimed_at + self.lease / 2;
-            tokio::spawn(async move {
-                let _room = room;
-                let Ok(_slot) = slots.acquire_owned().await else {
-                    return;
-                };
-                if Utc::now() > start_by {
-                    tracing::debug!(
-                        reminder = r.id,
-                        "claim went stale waiting for a slot; the lease's end hands it on"
-                    );
-                    return;
-                }
-                let outcome = match to {
-                    None => Outcome::Cancelled("the recipient no longer exists"),
-                    Some(to) if !to.user.active => {
-                        Outcome::Cancelled("the recipient is deactivated")
+            let held = Held { reminder: r, room };
+            // A first attempt goes out at its due time (`attempt_at` was that time
+            // before the claim moved it to the lease's end).
+            if !hold || held.reminder.due_at <= Utc::now() {
+                sender.send(held);
+                continue;
+            }
+            let tick = ceil_to_tick(held.reminder.due_at);
+            match &mut waiting {
+                Some((at, group)) if *at == tick => group.push(held),
+                _ => {
+                    if let Some((at, group)) = waiting.replace((tick, vec![held])) {
+                        tokio::spawn(sender.clone().send_at(at, group));
                     }
-                    Some(to) => match deliverer.deliver(&r, &to).await {
-                        Ok(()) => Outcome::Delivered,
-                        Err(missed) => Outcome::Missed(missed),
-                    },
-                };
-                let _ = acks.send(Ack {
-                    reminder: r,
-                    owner,
-                    outcome,
-                });
-            });
+                }
+            }
+        }
+        if let Some((at, group)) = waiting {
+            tokio::spawn(sender.send_at(at, group));
+        }
+    }
+}
+
+/// Reminders claimed ahead of their due time are sent in groups per this tick, so a
+/// group costs one check that it is still wanted, and none is sent early.
+const TICK_MS: i64 = 10;
+
+fn ceil_to_tick(at: DateTime<Utc>) -> DateTime<Utc> {
+    let ms = at.timestamp_millis();
+    let up = ms + (TICK_MS - ms.rem_euclid(TICK_MS)) % TICK_MS;
+    DateTime::from_timestamp_millis(up).unwrap_or(at)
+}
+
+/// A claimed reminder with its place in the claimer's room.
+struct Held {
+    reminder: reminder::Model,
+    room: OwnedSemaphorePermit,
+}
+
+/// Sends the reminders of one claim.
+#[derive(Clone)]
+struct Sender {
+    db: DatabaseConnection,
+    slots: Arc<Semaphore>,
+    deliverer: Arc<Deliverer>,
+    acks: mpsc::UnboundedSender<Ack>,
+    owner: Arc<str>,
+    recipients: Arc<HashMap<i64, Arc<Recipient>>>,
+    start_by: DateTime<Utc>,
+}
+
+impl Sender {
+    /// Waits until `at`, then sends those of `group` still wanted: a reminder
+    /// cancelled or moved meanwhile stays as its change left it.
+    async fn send_at(self, at: DateTime<Utc>, group: Vec<Held>) {
+        if let Ok(wait) = (at - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
+        let claimed: Vec<(i64, DateTime<Utc>)> = group
+            .iter()
+            .map(|h| (h.reminder.id, h.reminder.due_at))
+            .collect();
+        match claims::still_held(&self.db, &self.owner, &claimed).await {
+            Ok(wanted) => {
+                for held in group {
+                    if wanted.contains(&held.reminder.id) {
+                        self.send(held);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "checking reminders claimed early failed; their lease's end hands them on"
+            ),
         }
     }
 
-    fn ack(&self, reminder: reminder::Model, owner: &Arc<str>, outcome: Outcome) {
-        let _ = self.acks.send(Ack {
-            reminder,
-            owner: Arc::clone(owner),
-            outcome,
+    fn send(&self, held: Held) {
+        let Held { reminder: r, room } = held;
+        let slots = Arc::clone(&self.slots);
+        let deliverer = Arc::clone(&self.deliverer);
+        let acks = self.acks.clone();
+        let owner = Arc::clone(&self.owner);
+        let to = self.recipients.get(&r.recipient_id).cloned();
+        let start_by = self.start_by;
+        tokio::spawn(async move {
+            let _room = room;
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            if Utc::now() > start_by {
+                tracing::debug!(
+                    reminder = r.id,
+                    "claim went stale waiting for a slot; the lease's end hands it on"
+                );
+                return;
+            }
+            let outcome = match to {
+                None => Outcome::Cancelled("the recipient no longer exists"),
+                Some(to) if !to.user.active => Outcome::Cancelled("the recipient is deactivated"),
+                Some(to) => match deliverer.deliver(&r, &to).await {
+                    Ok(()) => Outcome::Delivered,
+                    Err(missed) => Outcome::Missed(missed),
+                },
+            };
+            let _ = acks.send(Ack {
+                reminder: r,
+                owner,
+                outcome,
+            });
         });
     }
 }

@@ -125,6 +125,72 @@ async fn a_due_reminder_reaches_a_webhook_signed_keyed_and_on_time() {
     assert_eq!(sink.received().len(), 1);
 }
 
+/// The scheduler claims a first attempt shortly before its due time (a quarter of the
+/// lease ahead, 500 ms here) and holds it; a reminder cancelled while held must not go
+/// out, and a held one must not go out early.
+#[tokio::test]
+async fn a_reminder_claimed_ahead_of_its_time_is_not_sent_early_nor_once_cancelled() {
+    use accord_entities::reminder;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let s = TestServer::start_with(delivery(true)).await;
+    let rep = s.user("rep@example.com", Role::Rep).await;
+    let sink = WebhookSink::start(SinkMode::Accept).await;
+    add_webhook(&s, &rep, &sink.url).await;
+
+    let kept = remind(
+        &s,
+        &rep,
+        json!({ "dueAt": soon(450), "message": "kept", "channels": ["WEBHOOK"] }),
+    )
+    .await;
+    let dropped = remind(
+        &s,
+        &rep,
+        json!({ "dueAt": soon(450), "message": "dropped", "channels": ["WEBHOOK"] }),
+    )
+    .await;
+    // Both are claimed (leased) while still ahead of their due time.
+    let keys = [&kept, &dropped].map(|r| r["idempotencyKey"].as_str().unwrap().to_owned());
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+    let leased = loop {
+        let rows = reminder::Entity::find()
+            .filter(reminder::Column::IdempotencyKey.is_in(keys.clone()))
+            .all(&s.state.services.db)
+            .await
+            .unwrap();
+        let leased = rows.iter().all(|r| r.lease_owner.is_some());
+        if leased || tokio::time::Instant::now() > deadline {
+            break leased;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(leased, "both claimed ahead of their due time");
+    assert!(sink.received().is_empty(), "nothing sent before it was due");
+
+    let v = s
+        .gql(
+            Some(&rep),
+            "mutation($id: ID!) { cancelReminder(id: $id) { status } }",
+            json!({ "id": dropped["id"] }),
+        )
+        .await;
+    assert_eq!(data(&v)["cancelReminder"]["status"], "CANCELLED");
+
+    let hooks = sink.wait_for(1, Duration::from_secs(10)).await;
+    let due: DateTime<Utc> = kept["dueAt"].as_str().unwrap().parse().unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].key, keys[0]);
+    assert!(hooks[0].at >= due, "delivered before it was due");
+    let r = wait_status(&s, &rep, kept["id"].as_str().unwrap(), "DELIVERED").await;
+    assert_eq!(r["attempts"], 1, "{r}");
+    // The cancelled one never arrives, not even once its lease has run out.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(sink.received().len(), 1, "the cancelled reminder was sent");
+    let r = reminder(&s, &rep, dropped["id"].as_str().unwrap()).await;
+    assert_eq!(r["status"], "CANCELLED", "{r}");
+}
+
 #[tokio::test]
 async fn webhooks_to_internal_addresses_are_refused_and_nothing_is_written() {
     let s = TestServer::start_with(delivery(false)).await;
