@@ -10,6 +10,7 @@ mod m20261124_000004_stage_scripts;
 mod m20261125_000005_reminder_delivery;
 mod m20261126_000006_calendar;
 mod m20261127_000007_influence;
+mod m20261128_000008_reminder_indexes;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_reminder_delivery::Migration),
             Box::new(m20261126_000006_calendar::Migration),
             Box::new(m20261127_000007_influence::Migration),
+            Box::new(m20261128_000008_reminder_indexes::Migration),
         ]
     }
 }

@@ -16,6 +16,14 @@ use sea_orm::{
 
 use crate::db::begin_write;
 
+/// `status = 'pending'` with the value written out, not bound: the claim index holds
+/// only pending reminders, and PostgreSQL uses such a partial index only when it can
+/// prove the query's condition implies the index's, which a generic plan over a
+/// parameter cannot.
+fn pending() -> Expr {
+    Expr::col(reminder::Column::Status).eq(Expr::cust("'pending'"))
+}
+
 /// Which reminders a claim takes.
 #[derive(Clone, Copy, Debug)]
 pub enum Due {
@@ -40,7 +48,7 @@ pub async fn claim(
     let mut due = reminder::Entity::find()
         .select_only()
         .column(reminder::Column::Id)
-        .filter(reminder::Column::Status.eq(ReminderStatus::Pending));
+        .filter(pending());
     due = match which {
         Due::Now => due.filter(reminder::Column::AttemptAt.lte(now)),
         Due::Before(until) => due
@@ -219,7 +227,7 @@ pub async fn next_attempt(db: &DatabaseConnection) -> Result<Option<(DateTime<Ut
         .select_only()
         .column(reminder::Column::AttemptAt)
         .column(reminder::Column::Attempts)
-        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .filter(pending())
         .order_by_asc(reminder::Column::AttemptAt)
         .limit(1)
         .into_tuple()

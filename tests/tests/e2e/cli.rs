@@ -328,3 +328,50 @@ async fn cli_seeds_a_scaled_data_set() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every migration's `down` undoes its `up`: the schema goes all the way down and back
+/// up, and the reminder indexes of the latest migration are the ones in place after.
+#[tokio::test]
+async fn migrations_revert_and_reapply() {
+    use accord_migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+    let (url, _guard) = fresh_database().await;
+    let db = Database::connect(&url).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    Migrator::down(&db, None).await.unwrap();
+    assert!(
+        Migrator::get_applied_migrations(&db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    Migrator::up(&db, None).await.unwrap();
+
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'reminders' ORDER BY 1"
+        }
+        _ => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'reminders' AND name LIKE 'ix_%' ORDER BY 1"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").unwrap())
+        .filter(|n| n.starts_with("ix_"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ix_reminders_event_only",
+            "ix_reminders_opportunity_only",
+            "ix_reminders_pending",
+            "ix_reminders_recipient_due"
+        ]
+    );
+}
