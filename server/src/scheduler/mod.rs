@@ -5,6 +5,13 @@
 //!   for a slot, so a burst costs one claim round trip per batch rather than one per
 //!   freed slot. Instances claim side by side on PostgreSQL; nothing is claimed twice
 //!   while a lease holds.
+//! - **Claim early.** A first attempt may be claimed up to [`CLAIM_EARLY`] (at most a
+//!   quarter of the lease) before its due time and is held until then, so the claim's
+//!   round trips happen before the due time, not after it: ten thousand reminders due
+//!   in the same second are in memory when the second comes. At their due time the held
+//!   reminders are checked in groups ([`claims::still_held`]); one cancelled or moved
+//!   while held is not sent. Up to [`CLAIM_EARLY_MAX`] are held at once, apart from the
+//!   room for due ones, so holding a burst never stops the claimer taking what is due.
 //! - **Deliver.** Each reminder gets its own task, which waits for one of the
 //!   `ACCORD_DELIVERY_CONCURRENCY` slots, sends on the reminder's channels ([`channels`])
 //!   and reports the outcome. A slow webhook holds one slot, never the claimer. A
