@@ -84,8 +84,10 @@ pub struct Delivery {
     /// Wait before the first retry, in milliseconds; it doubles per attempt, up to an hour.
     #[arg(long, env = "ACCORD_REMINDER_BACKOFF_MS", default_value_t = 30_000)]
     pub reminder_backoff_ms: u64,
-    /// Reminders delivered at once by this instance.
-    #[arg(long, env = "ACCORD_DELIVERY_CONCURRENCY", default_value_t = 64)]
+    /// Reminders delivered at once by this instance. Webhook deliveries spend their time
+    /// waiting on the network, so this is sized for a burst against receivers a few
+    /// tens of milliseconds away; email has its own, smaller limit.
+    #[arg(long, env = "ACCORD_DELIVERY_CONCURRENCY", default_value_t = 256)]
     pub delivery_concurrency: usize,
     /// Longest the scheduler sleeps when nothing is due, in milliseconds. New reminders
     /// wake it at once (on PostgreSQL across instances too); this only bounds how long a
@@ -120,7 +122,7 @@ impl Default for Delivery {
             reminder_lease_ms: 60_000,
             reminder_max_attempts: 8,
             reminder_backoff_ms: 30_000,
-            delivery_concurrency: 64,
+            delivery_concurrency: 256,
             scheduler_idle_ms: 30_000,
             webhook_timeout_ms: 10_000,
             webhook_allow: Vec::new(),

@@ -30,6 +30,9 @@ pub const IN_APP: &str = "in_app";
 pub const WEBHOOK: &str = "webhook";
 pub const EMAIL: &str = "email";
 pub const ALL: [&str; 3] = [IN_APP, WEBHOOK, EMAIL];
+/// Most emails in flight per instance (Postfix, for one, accepts 50 connections per
+/// client by default).
+const SMTP_CONNECTIONS: usize = 16;
 
 /// Everything a reminder's delivery needs to know about its recipient.
 pub struct Recipient {
@@ -50,6 +53,9 @@ pub struct Deliverer {
     egress: Arc<Egress>,
     http: reqwest::Client,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    /// Emails being sent at once: mail servers limit connections per client well
+    /// below the delivery slots webhooks can use.
+    smtp_slots: tokio::sync::Semaphore,
     from: Option<Mailbox>,
     /// Names this instance in webhook headers, so receivers (and tests) can tell who sent.
     instance: String,
@@ -89,6 +95,7 @@ impl Deliverer {
             egress,
             http,
             smtp,
+            smtp_slots: tokio::sync::Semaphore::new(SMTP_CONNECTIONS),
             from,
             instance,
         })
@@ -253,6 +260,9 @@ impl Deliverer {
             .header(ContentType::TEXT_PLAIN)
             .body(text)
             .map_err(|e| format!("could not build the message: {e}"))?;
+        let Ok(_slot) = self.smtp_slots.acquire().await else {
+            return Err("the mail sender is shutting down".to_owned());
+        };
         smtp.send(message).await.map_err(|e| {
             tracing::warn!(error = %e, "sending a reminder email failed");
             if e.is_permanent() {
