@@ -252,6 +252,14 @@ impl Row {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The server's own log, quiet unless asked for (`ACCORD_LOG=accord::scheduler=debug`).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ACCORD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let url = match &args.database_url {
         Some(u) => u.clone(),

@@ -12,7 +12,7 @@ use accord::config::{DatabaseArgs, Delivery, Limits};
 use accord_entities::reminder::{self, ReminderStatus};
 use accord_entities::webhook;
 use axum::Router;
-use axum::http::HeaderMap;
+use axum::extract::Request;
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, NotSet, Set};
@@ -72,10 +72,12 @@ async fn sink() -> anyhow::Result<(std::net::SocketAddr, Arrivals)> {
     let seen = Arc::clone(&arrivals);
     let app = Router::new().route(
         "/hook",
-        post(move |headers: HeaderMap| {
+        // The whole request, not a `HeaderMap`, which axum extracts by cloning.
+        post(move |request: Request| {
             let seen = Arc::clone(&seen);
             async move {
-                if let Some(key) = headers
+                if let Some(key) = request
+                    .headers()
                     .get("x-accord-idempotency-key")
                     .and_then(|v| v.to_str().ok())
                 {
@@ -261,11 +263,28 @@ pub async fn run(args: &Args, db_args: &DatabaseArgs, backend: &str) -> anyhow::
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("# Reminder burst on {backend}: {PENDING} pending, {BURST} due at {due}");
     println!(
-        "delivered {} of {BURST}, duplicates {duplicates}; lateness p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        "delivered {} of {BURST}, duplicates {duplicates}; lateness first {:.0} ms, p10 {:.0} ms, p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         seen.len(),
+        ms(lateness.first().copied().unwrap_or_default()),
+        ms(percentile(&lateness, 0.10)),
         ms(percentile(&lateness, 0.50)),
+        ms(percentile(&lateness, 0.90)),
         ms(percentile(&lateness, 0.99)),
         ms(lateness.last().copied().unwrap_or_default()),
+    );
+    // Arrivals per 100 ms after the due time: shows when delivery started and its pace.
+    let mut per_tenth =
+        vec![0usize; 1 + lateness.last().map_or(0, |l| l.as_millis() / 100) as usize];
+    for l in &lateness {
+        per_tenth[(l.as_millis() / 100) as usize] += 1;
+    }
+    println!(
+        "arrivals per 100 ms: {}",
+        per_tenth
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let (i99, b99) = (percentile(&idle, 0.99), percentile(&busy, 0.99));
     let pace = match args.read_rate {

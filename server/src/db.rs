@@ -13,6 +13,9 @@ use sea_orm::{
 use crate::config::DatabaseArgs;
 use crate::metrics::Metrics;
 
+/// Statements at least this slow are logged (target `accord::db::slow`, debug level).
+const SLOW_STATEMENT: Duration = Duration::from_millis(10);
+
 /// Opens the pool. SQLite gets WAL (readers never block the writer) and a busy timeout;
 /// every statement is counted and timed into `metrics`.
 pub async fn connect(
@@ -36,6 +39,14 @@ pub async fn connect(
     db.set_metric_callback(move |info| {
         metrics.db_statements.inc();
         metrics.db_seconds.observe(info.elapsed.as_secs_f64());
+        if info.elapsed >= SLOW_STATEMENT {
+            tracing::debug!(
+                target: "accord::db::slow",
+                elapsed_ms = info.elapsed.as_millis() as u64,
+                sql = %info.statement.sql,
+                "slow statement"
+            );
+        }
     });
     Ok(db)
 }

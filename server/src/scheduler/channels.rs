@@ -17,8 +17,9 @@ use hmac::{Hmac, Mac};
 use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use reqwest::Url;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
-use serde_json::json;
+use serde::Serialize;
 use sha2::Sha256;
 
 use super::egress::Egress;
@@ -37,7 +38,39 @@ const SMTP_CONNECTIONS: usize = 16;
 /// Everything a reminder's delivery needs to know about its recipient.
 pub struct Recipient {
     pub user: user::Model,
-    pub webhooks: Vec<webhook::Model>,
+    pub webhooks: Vec<Hook>,
+}
+
+/// A webhook with its URL checked once for all the reminders of a claim.
+pub struct Hook {
+    pub model: webhook::Model,
+    /// Where to post, or why it may not be posted to: the allow-list may have changed
+    /// since the URL was registered.
+    target: Result<Url, String>,
+}
+
+impl Hook {
+    pub fn new(model: webhook::Model, egress: &Egress) -> Self {
+        let target = egress.check_literal(&model.url);
+        Hook { model, target }
+    }
+}
+
+/// The JSON a webhook receives (keys in alphabetical order).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookBody<'a> {
+    attempt: i32,
+    due_at: DateTime<Utc>,
+    fired_at: DateTime<Utc>,
+    idempotency_key: &'a str,
+    message: &'a str,
+    opportunity_id: Option<String>,
+    recipient_email: &'a str,
+    recipient_id: String,
+    reminder_id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 /// A delivery that did not reach everything it should have.
@@ -99,6 +132,11 @@ impl Deliverer {
             from,
             instance,
         })
+    }
+
+    /// The guard webhook URLs are checked against.
+    pub fn egress(&self) -> &Egress {
+        &self.egress
     }
 
     /// Delivers `r` on each of its channels that does not have it yet.
@@ -171,22 +209,24 @@ impl Deliverer {
         fired_at: DateTime<Utc>,
         done: &mut BTreeSet<String>,
     ) -> Result<(), String> {
-        let body = json!({
-            "type": "reminder",
-            "idempotencyKey": r.idempotency_key,
-            "reminderId": encode(NodeKind::Reminder, r.id).to_string(),
-            "recipientId": encode(NodeKind::User, r.recipient_id).to_string(),
-            "recipientEmail": to.user.email,
-            "opportunityId": r.opportunity_id.map(|id| encode(NodeKind::Opportunity, id).to_string()),
-            "message": r.message,
-            "dueAt": r.due_at,
-            "firedAt": fired_at,
-            "attempt": r.attempts,
+        let body = serde_json::to_string(&WebhookBody {
+            attempt: r.attempts,
+            due_at: r.due_at,
+            fired_at,
+            idempotency_key: &r.idempotency_key,
+            message: &r.message,
+            opportunity_id: r
+                .opportunity_id
+                .map(|id| encode(NodeKind::Opportunity, id).to_string()),
+            recipient_email: &to.user.email,
+            recipient_id: encode(NodeKind::User, r.recipient_id).to_string(),
+            reminder_id: encode(NodeKind::Reminder, r.id).to_string(),
+            kind: "reminder",
         })
-        .to_string();
+        .map_err(|e| e.to_string())?;
         let mut errors = Vec::new();
-        for hook in to.webhooks.iter().filter(|h| h.active) {
-            let key = format!("{WEBHOOK}:{}", hook.id);
+        for hook in to.webhooks.iter().filter(|h| h.model.active) {
+            let key = format!("{WEBHOOK}:{}", hook.model.id);
             if done.contains(&key) {
                 continue;
             }
@@ -194,7 +234,7 @@ impl Deliverer {
                 Ok(()) => {
                     done.insert(key);
                 }
-                Err(e) => errors.push(format!("webhook {}: {e}", hook.id)),
+                Err(e) => errors.push(format!("webhook {}: {e}", hook.model.id)),
             }
         }
         if errors.is_empty() {
@@ -204,11 +244,10 @@ impl Deliverer {
         }
     }
 
-    async fn post(&self, hook: &webhook::Model, key: &str, body: &str) -> Result<(), String> {
-        // The allow-list may have changed since the URL was registered.
-        let url = self.egress.check_literal(&hook.url)?;
+    async fn post(&self, hook: &Hook, key: &str, body: &str) -> Result<(), String> {
+        let url = hook.target.clone()?;
         let timestamp = Utc::now().timestamp().to_string();
-        let signature = sign(&hook.secret, &timestamp, body);
+        let signature = sign(&hook.model.secret, &timestamp, body);
         let response = self
             .http
             .post(url)

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 
 use crate::db::begin_write;
@@ -223,17 +223,27 @@ pub async fn cancelled<C: ConnectionTrait>(
 /// The earliest pending reminder: when it may next go out (its due time, retry or lease
 /// end) and whether it is a first attempt, which may be claimed ahead of that time.
 pub async fn next_attempt(db: &DatabaseConnection) -> Result<Option<(DateTime<Utc>, bool)>, DbErr> {
-    let next: Option<(DateTime<Utc>, i32)> = reminder::Entity::find()
-        .select_only()
-        .column(reminder::Column::AttemptAt)
-        .column(reminder::Column::Attempts)
-        .filter(pending())
-        .order_by_asc(reminder::Column::AttemptAt)
-        .limit(1)
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(next.map(|(at, attempts)| (at, attempts == 0)))
+    // On SQLite the claim index is named: left to itself, SQLite's planner scanned the
+    // whole table and sorted it (300-600 ms over a million pending reminders, in the
+    // middle of a burst) instead of reading the index's first entry.
+    let backend = db.get_database_backend();
+    let from = match backend {
+        DbBackend::Sqlite => "reminders INDEXED BY ix_reminders_pending",
+        _ => "reminders",
+    };
+    let sql = format!(
+        "SELECT attempt_at, attempts FROM {from} \
+         WHERE status = 'pending' ORDER BY attempt_at LIMIT 1"
+    );
+    let Some(row) = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let at: DateTime<Utc> = row.try_get("", "attempt_at")?;
+    let attempts: i32 = row.try_get("", "attempts")?;
+    Ok(Some((at, attempts == 0)))
 }
 
 /// The wait before retry number `attempts` (1 after the first failure): `base`
