@@ -135,7 +135,7 @@ impl Deliverer {
     }
 
     /// The guard webhook URLs are checked against.
-    pub fn egress(&self) -> &Egress {
+    pub fn egress(&self) -> &Arc<Egress> {
         &self.egress
     }
 

@@ -131,7 +131,7 @@ pub fn spawn(
     let claimer = Claimer {
         db: db.clone(),
         bus,
-        egress: Arc::new(deliverer.egress().clone()),
+        egress: Arc::clone(deliverer.egress()),
         jobs,
         room: Arc::new(Semaphore::new(
             config.delivery_concurrency.max(1) + CLAIM_AHEAD,
