@@ -534,6 +534,8 @@ pub enum SinkMode {
     FailFirst(usize),
     /// 307 to this URL, every time.
     Redirect(String),
+    /// 200, but only after this long (the request is recorded when it arrives).
+    Slow(std::time::Duration),
 }
 
 /// A real HTTP receiver on 127.0.0.1 that records every webhook request.
@@ -575,7 +577,9 @@ impl WebhookSink {
                         });
                         hooks.len()
                     };
-                    match mode.lock().clone() {
+                    // Not matched on the lock's guard: it must not be held over an await.
+                    let answer = mode.lock().clone();
+                    match answer {
                         SinkMode::Accept => StatusCode::OK.into_response(),
                         SinkMode::FailFirst(n) if seen <= n => {
                             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -584,6 +588,10 @@ impl WebhookSink {
                         SinkMode::Redirect(to) => {
                             (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)])
                                 .into_response()
+                        }
+                        SinkMode::Slow(wait) => {
+                            tokio::time::sleep(wait).await;
+                            StatusCode::OK.into_response()
                         }
                     }
                 }

@@ -110,6 +110,29 @@ pub async fn still_held<C: ConnectionTrait>(
         .collect())
 }
 
+/// Extends the lease of reminders `owner` still holds to `until`; returns how many it
+/// still held. One that was acknowledged, cancelled or taken over meanwhile is left
+/// as it is.
+pub async fn renew<C: ConnectionTrait>(
+    db: &C,
+    owner: &str,
+    ids: &[i64],
+    until: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let result = reminder::Entity::update_many()
+        .col_expr(reminder::Column::LeaseUntil, Expr::value(until))
+        .col_expr(reminder::Column::AttemptAt, Expr::value(until))
+        .filter(reminder::Column::Id.is_in(ids.iter().copied()))
+        .filter(reminder::Column::LeaseOwner.eq(owner))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 /// Marks reminders of one claim delivered. A reminder whose lease another claim took
 /// over, or that was cancelled meanwhile, is left as it is.
 pub async fn delivered<C: ConnectionTrait>(

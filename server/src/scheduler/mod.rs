@@ -23,6 +23,9 @@
 //!   another instance's delivery.
 //! - **Acknowledge.** The acker writes outcomes in small batches: delivered; failed, to
 //!   be retried after an exponential backoff; dead after the last attempt.
+//! - **Keep the lease.** From the moment a worker starts on a reminder until its outcome
+//!   is written, its lease is renewed once half spent ([`leases`]), so a slow webhook
+//!   or a backed-up acknowledgement never lets another claim send it again.
 //! - **Crash.** An instance that dies between claim and acknowledgement loses nothing:
 //!   the claim set the reminder's `attempt_at` to the lease's end, so once the lease runs
 //!   out the reminder is due again and any instance delivers it, with the same
@@ -35,6 +38,7 @@
 pub mod channels;
 pub mod claims;
 pub mod egress;
+mod leases;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,6 +55,7 @@ use crate::events::EventBus;
 use crate::metrics::{Metrics, OutcomeLabel};
 use channels::{Deliverer, Hook, Missed, Recipient};
 use egress::Egress;
+use leases::{InFlight, Renewer};
 
 /// Most reminders claimed by one statement.
 const CLAIM_BATCH: usize = 500;
@@ -112,6 +117,8 @@ pub fn spawn(
         instance.clone(),
     )?);
     let (acks, ack_queue) = mpsc::unbounded_channel();
+    let in_flight = Arc::new(InFlight::default());
+    let lease = chrono::Duration::milliseconds(config.reminder_lease_ms.max(1) as i64);
     // Many workers take from one queue: each job wakes a waiting worker directly.
     let (jobs, job_queue) = flume::unbounded();
     let mut tasks: Vec<JoinHandle<()>> = (0..config.delivery_concurrency.max(1))
@@ -119,6 +126,7 @@ pub fn spawn(
             tokio::spawn(deliver_jobs(
                 job_queue.clone(),
                 Arc::clone(&deliverer),
+                Arc::clone(&in_flight),
                 acks.clone(),
             ))
         })
@@ -139,21 +147,28 @@ pub fn spawn(
         early_room: Arc::new(Semaphore::new(CLAIM_EARLY_MAX)),
         acks,
         instance: instance.clone(),
-        lease: chrono::Duration::milliseconds(config.reminder_lease_ms.max(1) as i64),
+        lease,
         early,
         check_ahead: chrono::Duration::from_std(CHECK_AHEAD)
             .unwrap_or_default()
             .min(early / 4),
         idle: Duration::from_millis(config.scheduler_idle_ms.max(1)),
     };
+    let renewer = Renewer {
+        db: db.clone(),
+        in_flight: Arc::clone(&in_flight),
+        lease,
+    };
     let acker = Acker {
         db,
+        in_flight,
         metrics,
         max_attempts: config.reminder_max_attempts.max(1),
         backoff: Duration::from_millis(config.reminder_backoff_ms),
     };
     tasks.push(tokio::spawn(claimer.run()));
     tasks.push(tokio::spawn(acker.run(ack_queue)));
+    tasks.push(tokio::spawn(renewer.run()));
     Ok(SchedulerHandle { tasks, instance })
 }
 
@@ -309,6 +324,7 @@ impl Claimer {
                 // A claim that waited in the queue through half its lease is left to
                 // the lease's end, so it never races another instance's delivery.
                 start_by: claimed_at + self.lease / 2,
+                lease_until: claimed_at + self.lease,
             }),
         };
         // Group the early ones by the tick they fall due in.
@@ -363,6 +379,8 @@ struct Claim {
     recipients: HashMap<i64, Arc<Recipient>>,
     /// A reminder not picked up by a worker by then is left to the lease's end.
     start_by: DateTime<Utc>,
+    /// When the claim's lease ends unless renewed.
+    lease_until: DateTime<Utc>,
 }
 
 /// A reminder waiting in the queue for a delivery worker.
@@ -430,6 +448,7 @@ impl Sender {
 async fn deliver_jobs(
     queue: flume::Receiver<Job>,
     deliverer: Arc<Deliverer>,
+    in_flight: Arc<InFlight>,
     acks: mpsc::UnboundedSender<Ack>,
 ) {
     while let Ok(Job { held, claim }) = queue.recv_async().await {
@@ -441,6 +460,7 @@ async fn deliver_jobs(
             );
             continue;
         }
+        in_flight.enter(r.id, &claim.owner, claim.lease_until);
         let outcome = match claim.recipients.get(&r.recipient_id) {
             None => Outcome::Cancelled("the recipient no longer exists"),
             Some(to) if !to.user.active => Outcome::Cancelled("the recipient is deactivated"),
@@ -507,6 +527,8 @@ async fn recipients(
 
 struct Acker {
     db: DatabaseConnection,
+    /// Outcomes written here end the renewal of their leases.
+    in_flight: Arc<InFlight>,
     metrics: Arc<Metrics>,
     max_attempts: i32,
     backoff: Duration,
@@ -534,6 +556,7 @@ impl Acker {
                     }
                 }
             }
+            self.in_flight.leave(acks.iter().map(|a| a.reminder.id));
         }
     }
 

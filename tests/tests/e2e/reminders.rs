@@ -125,6 +125,33 @@ async fn a_due_reminder_reaches_a_webhook_signed_keyed_and_on_time() {
     assert_eq!(sink.received().len(), 1);
 }
 
+/// A webhook that answers after the lease would have run out: the lease is renewed
+/// while the delivery is in flight, so no later claim sends the reminder again.
+#[tokio::test]
+async fn a_webhook_slower_than_the_lease_gets_the_reminder_once() {
+    let mut limits = delivery(true);
+    limits.delivery.webhook_timeout_ms = 8_000;
+    let s = TestServer::start_with(limits).await;
+    let rep = s.user("rep@example.com", Role::Rep).await;
+    // Twice the 2 s lease.
+    let sink = WebhookSink::start(SinkMode::Slow(Duration::from_millis(4_000))).await;
+    add_webhook(&s, &rep, &sink.url).await;
+
+    let created = remind(
+        &s,
+        &rep,
+        json!({ "dueAt": soon(300), "message": "slow receiver", "channels": ["WEBHOOK"] }),
+    )
+    .await;
+    let r = wait_status(&s, &rep, created["id"].as_str().unwrap(), "DELIVERED").await;
+    assert_eq!(r["status"], "DELIVERED", "{r}");
+    assert_eq!(r["attempts"], 1, "{r}");
+    // Long enough for a lapsed lease to be claimed and sent again.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let hooks = sink.received();
+    assert_eq!(hooks.len(), 1, "sent more than once: {hooks:?}");
+}
+
 /// The scheduler claims a first attempt shortly before its due time (a quarter of the
 /// lease ahead, 500 ms here) and holds it; a reminder cancelled while held must not go
 /// out, and a held one must not go out early.
