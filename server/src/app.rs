@@ -27,7 +27,7 @@ use crate::config::{DatabaseArgs, Limits};
 use crate::error::AppError;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::schema::{self, AppSchema};
-use crate::graphql::subscriptions::SocketToken;
+use crate::graphql::subscriptions::{SocketToken, SubscriptionsOnly};
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::services::Services;
 
@@ -343,8 +343,8 @@ async fn graphql_ws(
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| {
-            let schema = state.schema.clone();
-            GraphQLWebSocket::new(stream, schema, protocol)
+            let executor = SubscriptionsOnly(state.schema.clone());
+            GraphQLWebSocket::new(stream, executor, protocol)
                 .on_connection_init(move |payload| async move {
                     let token = payload
                         .get("token")

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
@@ -16,8 +16,9 @@ use crate::metrics::Metrics;
 /// Statements at least this slow are logged (target `accord::db::slow`, debug level).
 const SLOW_STATEMENT: Duration = Duration::from_millis(10);
 
-/// Opens the pool. SQLite gets WAL (readers never block the writer) and a busy timeout;
-/// every statement is counted and timed into `metrics`.
+/// Opens the pool. SQLite gets WAL (readers never block the writer), a busy timeout and
+/// stable query plans ([`stable_plans`]); every statement is counted and timed into
+/// `metrics`.
 pub async fn connect(
     args: &DatabaseArgs,
     metrics: &Arc<Metrics>,
@@ -33,6 +34,9 @@ pub async fn connect(
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|conn, _| Box::pin(async move { stable_plans(conn).await }))
         });
     let mut db = Database::connect(opts).await?;
     let metrics = Arc::clone(metrics);
@@ -49,6 +53,47 @@ pub async fn connect(
         }
     });
     Ok(db)
+}
+
+/// Turns on SQLite's query planner stability guarantee (QPSG) for one connection.
+///
+/// Without it SQLite plans a statement anew on every execution whose bound values could
+/// change the plan: any `LIMIT ?`, and, once `ANALYZE` has gathered `sqlite_stat4`
+/// samples (the bundled SQLite is built with STAT4), almost any bound value in a WHERE
+/// clause. sqlx binds fresh values on each run, so the prepared-statement cache saved
+/// nothing for those statements: every page of a list was parsed and planned again,
+/// 13% of the CPU of the nested-list benchmark. With the guarantee a statement keeps
+/// the plan it was prepared with, the behaviour PostgreSQL's cached generic plans have
+/// (see [`LiteralLimits`]). There is no pragma for it, hence the raw call.
+async fn stable_plans(conn: &mut SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    if qpsg(handle.as_raw_handle(), 1) == Some(true) {
+        Ok(())
+    } else {
+        Err(sea_orm::sqlx::Error::Configuration(
+            "SQLite refused the query planner stability guarantee".into(),
+        ))
+    }
+}
+
+/// Sets (`1`), clears (`0`) or only reads (`-1`) one connection's query planner
+/// stability guarantee; the setting afterwards, or `None` if SQLite refused the call.
+fn qpsg(db: std::ptr::NonNull<libsqlite3_sys::sqlite3>, set: std::ffi::c_int) -> Option<bool> {
+    let mut now: std::ffi::c_int = -1;
+    // SAFETY: `db` comes from a locked sqlx connection handle, so it is open and no
+    // other thread uses it during the call. SQLITE_DBCONFIG_ENABLE_QPSG takes exactly
+    // an `int` and an `int *` (https://sqlite.org/c3ref/c_dbconfig_defensive.html), and
+    // SQLite writes through the pointer only during the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db.as_ptr(),
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            set,
+            &mut now as *mut std::ffi::c_int,
+        )
+    };
+    (rc == libsqlite3_sys::SQLITE_OK).then_some(now == 1)
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
@@ -195,5 +240,58 @@ mod tests {
             (1..=10u64).map(Into::into).collect::<Vec<sea_orm::Value>>(),
         );
         assert_eq!(inline_limits(ten).sql, "SELECT 1 LIMIT 10");
+    }
+
+    /// The bundled SQLite is built without memory statistics (`.cargo/config.toml`), so
+    /// its allocations take no process-wide lock.
+    #[tokio::test]
+    async fn bundled_sqlite_keeps_no_memory_statistics() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let found = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT compile_options FROM pragma_compile_options \
+                 WHERE compile_options = 'DEFAULT_MEMSTATUS=0'",
+            ))
+            .await
+            .unwrap();
+        assert!(
+            found.is_some(),
+            "SQLite was built without LIBSQLITE3_FLAGS from .cargo/config.toml"
+        );
+    }
+
+    /// Every pooled SQLite connection keeps its plans, including ones the pool opens
+    /// later; a fresh raw connection shows the setting is not SQLite's default.
+    #[tokio::test]
+    async fn every_sqlite_connection_has_stable_plans() {
+        use sea_orm::sqlx::{Connection, sqlite::SqliteConnectOptions};
+        let dir = std::env::temp_dir().join(format!("accord-qpsg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("plans.db");
+        let args = DatabaseArgs {
+            url: format!("sqlite://{}?mode=rwc", file.display()),
+            pool_size: 3,
+        };
+        let db = connect(&args, &Metrics::new()).await.unwrap();
+        let pool = db.get_sqlite_connection_pool();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = pool.acquire().await.unwrap();
+            assert_eq!(
+                qpsg(conn.lock_handle().await.unwrap().as_raw_handle(), -1),
+                Some(true)
+            );
+            held.push(conn);
+        }
+        let mut raw = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&file))
+            .await
+            .unwrap();
+        assert_eq!(
+            qpsg(raw.lock_handle().await.unwrap().as_raw_handle(), -1),
+            Some(false)
+        );
+        drop(held);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

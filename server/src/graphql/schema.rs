@@ -71,7 +71,6 @@ pub fn build(
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)
     .limit_directives(16)
-    .extension(super::subscriptions::SubscriptionsOnlyOnSockets)
     .data(limits.clone())
 }
 

@@ -5,14 +5,14 @@
 use accord_entities::territory_membership::AccessLevel;
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::parser::types::OperationType;
 use async_graphql::{
-    Context, Enum, ErrorExtensionValues, ErrorExtensions, ID, ServerError, ServerResult,
-    SimpleObject, Subscription, Variables,
+    Context, Data, Enum, ErrorExtensionValues, ErrorExtensions, Executor, ID, Request, Response,
+    ServerError, SimpleObject, Subscription,
 };
 use chrono::{DateTime, Utc};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth;
@@ -20,6 +20,7 @@ use crate::authz::{Action, Resource};
 use crate::error::AppError;
 use crate::events::{OpportunityEvent, ReminderFired};
 use crate::graphql::ids::{NodeKind, encode};
+use crate::graphql::schema::AppSchema;
 use crate::graphql::{actor, services};
 use crate::services::Services;
 
@@ -250,43 +251,59 @@ impl SubscriptionRoot {
     }
 }
 
-/// Refuses queries and mutations on the WebSocket: they belong on `POST /graphql`, where
-/// every request authenticates anew and gets its own loaders. (A socket authenticates
-/// once; only subscriptions re-check its token, event by event.)
-pub struct SubscriptionsOnlyOnSockets;
+/// The WebSocket's executor: the schema, refusing queries and mutations. They belong
+/// on `POST /graphql`, where every request authenticates anew and gets its own loaders
+/// (a socket authenticates once; only subscriptions re-check its token, event by event).
+///
+/// A wrapper rather than a schema extension: an extension sits in the path of every
+/// field of every HTTP request too, and the check concerns only the socket.
+#[derive(Clone)]
+pub struct SubscriptionsOnly(pub AppSchema);
 
-impl ExtensionFactory for SubscriptionsOnlyOnSockets {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(SubscriptionsOnlyOnSockets)
+impl Executor for SubscriptionsOnly {
+    async fn execute(&self, request: Request) -> Response {
+        // The socket sends everything through `execute_stream`; anything else that
+        // arrives here is refused the same way.
+        match only_subscriptions(request) {
+            Ok(request) => self.0.execute(request).await,
+            Err(refused) => Response::from_errors(vec![refused]),
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match only_subscriptions(request) {
+            Ok(request) => Executor::execute_stream(&self.0, request, session_data),
+            Err(refused) => {
+                futures::stream::once(async move { Response::from_errors(vec![refused]) }).boxed()
+            }
+        }
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for SubscriptionsOnlyOnSockets {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let on_socket = ctx.data_opt::<SocketToken>().is_some();
-        if on_socket
-            && document
-                .operations
-                .iter()
-                .any(|(_, op)| op.node.ty != OperationType::Subscription)
-        {
-            let mut error = ServerError::new(
-                "send queries and mutations to POST /graphql; the WebSocket serves subscriptions",
-                None,
-            );
-            let mut extensions = ErrorExtensionValues::default();
-            extensions.set("code", "VALIDATION");
-            error.extensions = Some(extensions);
-            return Err(error);
-        }
-        Ok(document)
+/// The request if every operation in it is a subscription (parsed once; the schema
+/// reuses the parse), or the VALIDATION error refusing it. A document that does not
+/// parse goes on, so the client gets the parse error.
+fn only_subscriptions(mut request: Request) -> Result<Request, ServerError> {
+    let Ok(document) = request.parsed_query() else {
+        return Ok(request);
+    };
+    if document
+        .operations
+        .iter()
+        .all(|(_, op)| op.node.ty == OperationType::Subscription)
+    {
+        return Ok(request);
     }
+    let mut error = ServerError::new(
+        "send queries and mutations to POST /graphql; the WebSocket serves subscriptions",
+        None,
+    );
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", "VALIDATION");
+    error.extensions = Some(extensions);
+    Err(error)
 }
