@@ -45,11 +45,7 @@ pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
 /// refused instead of answered from a connection-wide cache with stale access.
 pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
     ctx.data_opt::<Loaders>().ok_or_else(|| {
-        AppError::validation(
-            "query",
-            "send queries and mutations to POST /graphql; the WebSocket serves subscriptions",
-        )
-        .into()
+        AppError::validation("query", subscriptions::ONLY_SUBSCRIPTIONS_ON_SOCKET).into()
     })
 }
 

@@ -251,6 +251,10 @@ impl SubscriptionRoot {
     }
 }
 
+/// What a query or mutation sent over the WebSocket is told.
+pub(crate) const ONLY_SUBSCRIPTIONS_ON_SOCKET: &str =
+    "send queries and mutations to POST /graphql; the WebSocket serves subscriptions";
+
 /// The WebSocket's executor: the schema, refusing queries and mutations. They belong
 /// on `POST /graphql`, where every request authenticates anew and gets its own loaders
 /// (a socket authenticates once; only subscriptions re-check its token, event by event).
@@ -298,10 +302,7 @@ fn only_subscriptions(mut request: Request) -> Result<Request, ServerError> {
     {
         return Ok(request);
     }
-    let mut error = ServerError::new(
-        "send queries and mutations to POST /graphql; the WebSocket serves subscriptions",
-        None,
-    );
+    let mut error = ServerError::new(ONLY_SUBSCRIPTIONS_ON_SOCKET, None);
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", "VALIDATION");
     error.extensions = Some(extensions);
