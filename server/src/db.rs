@@ -43,6 +43,13 @@ pub async fn connect(
     db.set_metric_callback(move |info| {
         metrics.db_statements.inc();
         metrics.db_seconds.observe(info.elapsed.as_secs_f64());
+        // Every statement, for finding out what one request costs
+        // (`ACCORD_LOG=accord::db::statements=trace`).
+        tracing::trace!(
+            target: "accord::db::statements",
+            elapsed_us = info.elapsed.as_micros() as u64,
+            sql = %info.statement.sql,
+        );
         if info.elapsed >= SLOW_STATEMENT {
             tracing::debug!(
                 target: "accord::db::slow",

@@ -400,71 +400,8 @@ fn pre_scan(source: &str) -> Result<(), Diagnostic> {
     }
     let mut depth = 0usize;
     let mut unary_run = 0usize;
-    let (mut line, mut column) = (1usize, 0usize);
-    let mut chars = source.chars().peekable();
-    while let Some(c) = chars.next() {
-        column += 1;
-        if c == '\n' {
-            line += 1;
-            column = 0;
-        }
+    for (c, line, column) in CodeChars::new(source) {
         match c {
-            // Backtick strings are scanned like code: `${...}` interpolates expressions.
-            '"' | '\'' => {
-                // Skip the literal, honouring backslash escapes.
-                while let Some(inner) = chars.next() {
-                    column += 1;
-                    if inner == '\n' {
-                        line += 1;
-                        column = 0;
-                    }
-                    if inner == '\\' {
-                        chars.next();
-                        column += 1;
-                    } else if inner == c {
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'/') => {
-                for inner in chars.by_ref() {
-                    if inner == '\n' {
-                        line += 1;
-                        column = 0;
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                // Rhai block comments nest; so does their scan.
-                chars.next();
-                let mut comment_depth = 1usize;
-                let mut previous = ' ';
-                for inner in chars.by_ref() {
-                    column += 1;
-                    if inner == '\n' {
-                        line += 1;
-                        column = 0;
-                    }
-                    match (previous, inner) {
-                        ('*', '/') => {
-                            comment_depth -= 1;
-                            previous = ' ';
-                            if comment_depth == 0 {
-                                break;
-                            }
-                            continue;
-                        }
-                        ('/', '*') => {
-                            comment_depth += 1;
-                            previous = ' ';
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    previous = inner;
-                }
-            }
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
@@ -494,6 +431,112 @@ fn pre_scan(source: &str) -> Result<(), Diagnostic> {
         }
     }
     Ok(())
+}
+
+/// Whether `source` names `variable` anywhere in its code, outside string literals and
+/// comments. Cheap enough to ask before every run, and it errs only one way: a script
+/// that reads the variable always answers true (a backtick string's text counts as
+/// code, since `${...}` interpolates), so the server may skip loading what a script
+/// answering false cannot read.
+pub fn mentions(source: &str, variable: &str) -> bool {
+    let mut word = String::new();
+    for (c, _, _) in CodeChars::new(source).chain([(' ', 0, 0)]) {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            if word == variable {
+                return true;
+            }
+            word.clear();
+        }
+    }
+    false
+}
+
+/// The characters of a script that are code, with their line and column. A string or
+/// character literal comes out as its opening quote and a comment as `/`, so brackets
+/// and names inside them count for nothing. Backtick strings come out as code:
+/// `${...}` interpolates expressions.
+struct CodeChars<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: usize,
+    column: usize,
+}
+
+impl<'a> CodeChars<'a> {
+    fn new(source: &'a str) -> Self {
+        CodeChars {
+            chars: source.chars().peekable(),
+            line: 1,
+            column: 0,
+        }
+    }
+
+    /// The next character of the source, counted into the position.
+    fn advance(&mut self) -> Option<char> {
+        let c = self.chars.next()?;
+        self.column += 1;
+        if c == '\n' {
+            self.line += 1;
+            self.column = 0;
+        }
+        Some(c)
+    }
+}
+
+impl Iterator for CodeChars<'_> {
+    type Item = (char, usize, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let c = self.advance()?;
+        let at = (c, self.line, self.column);
+        match c {
+            '"' | '\'' => {
+                // Skip the literal, honouring backslash escapes.
+                while let Some(inner) = self.advance() {
+                    if inner == '\\' {
+                        self.advance();
+                    } else if inner == c {
+                        break;
+                    }
+                }
+            }
+            '/' if self.chars.peek() == Some(&'/') => {
+                while let Some(inner) = self.advance() {
+                    if inner == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if self.chars.peek() == Some(&'*') => {
+                // Rhai block comments nest; so does their scan.
+                self.advance();
+                let mut comment_depth = 1usize;
+                let mut previous = ' ';
+                while let Some(inner) = self.advance() {
+                    match (previous, inner) {
+                        ('*', '/') => {
+                            comment_depth -= 1;
+                            previous = ' ';
+                            if comment_depth == 0 {
+                                break;
+                            }
+                            continue;
+                        }
+                        ('/', '*') => {
+                            comment_depth += 1;
+                            previous = ' ';
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    previous = inner;
+                }
+            }
+            _ => {}
+        }
+        Some(at)
+    }
 }
 
 /// Walks every branch of the script, not only the ones a sample deal would take:

@@ -180,6 +180,46 @@ mod tests {
     }
 
     #[test]
+    fn mentions_finds_names_in_code_only() {
+        use crate::engine::mentions;
+        assert!(mentions(
+            "if committee.blockers > 0 { deny(\"x\") }",
+            "committee"
+        ));
+        assert!(mentions("let c = committee;", "committee"));
+        // Interpolated into a backtick string: read all the same.
+        assert!(mentions(
+            "checklist(`${committee.blockers} blockers`)",
+            "committee"
+        ));
+        // After a string with an escaped quote, scanning goes on in code.
+        assert!(mentions(
+            "let s = \"a \\\" b\"; committee.filled",
+            "committee"
+        ));
+        assert!(mentions(
+            "/* a /* nested */ comment */ committee",
+            "committee"
+        ));
+        // Only text, or a longer name.
+        assert!(!mentions(
+            "require(true, \"a buying committee\")",
+            "committee"
+        ));
+        assert!(!mentions(
+            "// the committee\n/* committee */ let x = 'c';",
+            "committee"
+        ));
+        assert!(!mentions("let committee_size = 3;", "committee"));
+        assert!(!mentions("deny(\"unterminated committee", "committee"));
+        // Every sample script that reads the committee says so.
+        assert!(mentions(
+            "require(committee.filled.contains(\"champion\"), \"a champion\")",
+            "committee"
+        ));
+    }
+
+    #[test]
     fn pre_scan_refuses_deep_nesting_and_oversize_sources() {
         let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
         let errors = compile(&deep).err().expect("refused");

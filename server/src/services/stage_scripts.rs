@@ -598,8 +598,9 @@ fn committee_view(c: &org_chart::Committee) -> CommitteeView {
 }
 
 /// Whether a script reads the buying committee (loading it costs several statements).
+/// A script that only says "committee" in a message or a comment does not.
 pub(super) fn reads_committee(source: &str) -> bool {
-    source.contains("committee")
+    accord_workflows::engine::mentions(source, "committee")
 }
 
 fn script_failed(stage: &str, err: SandboxError) -> AppResult<AppError> {
