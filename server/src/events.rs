@@ -10,6 +10,7 @@
 //! wakes the local scheduler when any instance schedules a reminder.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use accord_entities::opportunity;
@@ -61,6 +62,10 @@ pub struct EventBus {
     reminders: broadcast::Sender<ReminderFired>,
     /// Wakes this instance's scheduler (see `scheduler/`).
     wake: Arc<Notify>,
+    /// How far ahead (ms) the running scheduler finds new reminders on its own, without
+    /// a wake: its idle ceiling plus how early it claims. 0: no scheduler here, so
+    /// every new reminder is announced.
+    finds_unwoken_ms: Arc<AtomicU64>,
 }
 
 impl Default for EventBus {
@@ -69,6 +74,7 @@ impl Default for EventBus {
             opportunities: broadcast::channel(BUFFER).0,
             reminders: broadcast::channel(BUFFER).0,
             wake: Arc::new(Notify::new()),
+            finds_unwoken_ms: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -110,6 +116,31 @@ impl EventBus {
 
     pub(crate) fn wakes(&self) -> Arc<Notify> {
         Arc::clone(&self.wake)
+    }
+
+    /// Set by the scheduler when it starts: reminders due further ahead than `horizon`
+    /// are found by its ordinary wake-ups.
+    pub(crate) fn scheduler_finds_unwoken(&self, horizon: Duration) {
+        self.finds_unwoken_ms.store(
+            u64::try_from(horizon.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether a new reminder first due at `due` (unknown: `None`) needs the schedulers
+    /// woken. One due later than every scheduler's idle ceiling does not: waking them
+    /// for it would cost each a claim and a look-up for nothing (a stage move that
+    /// schedules a reminder a week out would make every scheduler claim at once).
+    pub fn wake_needed(&self, due: Option<DateTime<Utc>>) -> bool {
+        let horizon = self.finds_unwoken_ms.load(Ordering::Relaxed);
+        match due {
+            Some(due) if horizon > 0 => {
+                let horizon =
+                    chrono::Duration::milliseconds(i64::try_from(horizon).unwrap_or(i64::MAX / 2));
+                due <= Utc::now() + horizon
+            }
+            _ => true,
+        }
     }
 }
 
@@ -156,5 +187,25 @@ async fn listen_once(
             },
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reminders_due_within_the_schedulers_reach_wake_them() {
+        let bus = EventBus::default();
+        let in_a_week = Utc::now() + chrono::Duration::days(7);
+        // No scheduler on this instance: others may sleep longer, so always announce.
+        assert!(bus.wake_needed(Some(in_a_week)));
+        bus.scheduler_finds_unwoken(Duration::from_secs(33));
+        assert!(!bus.wake_needed(Some(in_a_week)));
+        assert!(!bus.wake_needed(Some(Utc::now() + chrono::Duration::seconds(40))));
+        assert!(bus.wake_needed(Some(Utc::now() + chrono::Duration::seconds(20))));
+        assert!(bus.wake_needed(Some(Utc::now() - chrono::Duration::seconds(5))));
+        // Unknown due times (a moved date, a retried reminder) always wake.
+        assert!(bus.wake_needed(None));
     }
 }

@@ -136,6 +136,10 @@ pub fn spawn(
         .min(chrono::Duration::milliseconds(
             config.reminder_lease_ms as i64 / 4,
         ));
+    let idle = Duration::from_millis(config.scheduler_idle_ms.max(1));
+    // Whatever falls due after this claimer's longest sleep plus how early it claims is
+    // found by its ordinary wake-ups; a second of margin for the sleep's own lateness.
+    bus.scheduler_finds_unwoken(idle + early.to_std().unwrap_or_default() + Duration::from_secs(1));
     let claimer = Claimer {
         db: db.clone(),
         bus,
@@ -152,7 +156,7 @@ pub fn spawn(
         check_ahead: chrono::Duration::from_std(CHECK_AHEAD)
             .unwrap_or_default()
             .min(early / 4),
-        idle: Duration::from_millis(config.scheduler_idle_ms.max(1)),
+        idle,
     };
     let renewer = Renewer {
         db: db.clone(),

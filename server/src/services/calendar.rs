@@ -550,7 +550,7 @@ pub async fn create_event(
     let txn = begin_write(&svc.db).await?;
     let created = insert_event(&txn, actor, &scope, &input, None).await?;
     txn.commit().await?;
-    reminders::announce(svc).await;
+    reminders::announce(svc, None).await;
     let busy = conflicts_with(svc, &created).await?;
     Ok((created, busy))
 }
@@ -684,7 +684,7 @@ pub async fn update_event(
     )
     .await?;
     txn.commit().await?;
-    reminders::announce(svc).await;
+    reminders::announce(svc, None).await;
     let busy = conflicts_with(svc, &after).await?;
     Ok((after, busy))
 }
@@ -773,7 +773,7 @@ pub async fn respond(
     }
     sync_reminders(&txn, &e, Utc::now()).await?;
     txn.commit().await?;
-    reminders::announce(svc).await;
+    reminders::announce(svc, None).await;
     Ok(e)
 }
 
@@ -943,7 +943,7 @@ pub async fn top_up_reminders(svc: &Services) -> AppResult<usize> {
         txn.commit().await?;
     }
     if count > 0 {
-        reminders::announce(svc).await;
+        reminders::announce(svc, None).await;
     }
     Ok(count)
 }

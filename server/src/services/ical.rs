@@ -816,7 +816,7 @@ pub async fn import(
         }
     }
     txn.commit().await?;
-    crate::services::reminders::announce(svc).await;
+    crate::services::reminders::announce(svc, None).await;
     Ok(report)
 }
 

@@ -358,7 +358,7 @@ pub async fn convert(svc: &Services, actor: &Actor, input: Conversion) -> AppRes
     txn.commit().await?;
     if opportunity.is_some() {
         // Its entry stage's script may have scheduled reminders.
-        crate::services::reminders::announce(svc).await;
+        crate::services::reminders::announce(svc, None).await;
     }
     Ok(Converted {
         lead: after,

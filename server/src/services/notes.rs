@@ -114,7 +114,7 @@ pub async fn create(
     .await?;
     txn.commit().await?;
     if moved > 0 {
-        crate::services::reminders::announce(svc).await;
+        crate::services::reminders::announce(svc, None).await;
     }
     Ok(created)
 }

@@ -120,7 +120,7 @@ pub async fn create(
     let created = write_new(svc, &txn, actor, row, &stage, &decision).await?;
     txn.commit().await?;
     if decision.schedules_reminders() {
-        reminders::announce(svc).await;
+        reminders::announce(svc, None).await;
     }
     svc.events
         .opportunity(Operation::Created, &created, actor.user_id);
@@ -384,7 +384,7 @@ pub async fn update(
     .await?;
     txn.commit().await?;
     if moved > 0 {
-        reminders::announce(svc).await;
+        reminders::announce(svc, None).await;
     }
     svc.events
         .opportunity(Operation::Updated, &after, actor.user_id);
@@ -463,7 +463,7 @@ pub async fn move_stage(
         },
     )
     .await?;
-    stage_scripts::apply_move(
+    let applied = stage_scripts::apply_move(
         svc,
         &txn,
         &decision,
@@ -489,8 +489,10 @@ pub async fn move_stage(
     )
     .await?;
     txn.commit().await?;
-    if decision.schedules_reminders() || moved > 0 {
-        reminders::announce(svc).await;
+    if moved > 0 {
+        reminders::announce(svc, None).await;
+    } else if applied.reminders > 0 {
+        reminders::announce(svc, applied.earliest_reminder).await;
     }
     svc.events
         .opportunity(Operation::StageChanged, &after, actor.user_id);

@@ -77,7 +77,12 @@ pub(crate) fn all_channels() -> String {
 
 /// Tells every scheduler that reminders were scheduled or moved, after the transaction
 /// that did it committed: this instance's at once, the others through PostgreSQL.
-pub async fn announce(svc: &Services) {
+/// `earliest` is the first due time among them, when known: reminders due beyond the
+/// schedulers' idle ceiling need no announcement.
+pub async fn announce(svc: &Services, earliest: Option<DateTime<Utc>>) {
+    if !svc.events.wake_needed(earliest) {
+        return;
+    }
     svc.events.wake_scheduler();
     if svc.db.get_database_backend() == DbBackend::Postgres {
         let notify = Statement::from_sql_and_values(
@@ -217,7 +222,7 @@ pub async fn create(
     )
     .await?;
     txn.commit().await?;
-    announce(svc).await;
+    announce(svc, Some(created.due_at)).await;
     Ok(created)
 }
 
@@ -305,7 +310,7 @@ pub async fn retry(svc: &Services, actor: &Actor, id: i64) -> AppResult<reminder
         )),
     })
     .await?;
-    announce(svc).await;
+    announce(svc, Some(retried.attempt_at)).await;
     Ok(retried)
 }
 

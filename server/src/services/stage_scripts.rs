@@ -918,6 +918,8 @@ impl MoveDecision {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Applied {
     pub reminders: usize,
+    /// When the first of those reminders falls due.
+    pub earliest_reminder: Option<DateTime<Utc>>,
     pub tasks: usize,
 }
 
@@ -1009,6 +1011,8 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                         .insert(txn)
                         .await?;
                         applied.reminders += 1;
+                        applied.earliest_reminder =
+                            Some(applied.earliest_reminder.map_or(due, |e| e.min(due)));
                     }
                 }
                 Action::Task {
