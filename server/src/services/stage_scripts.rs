@@ -937,6 +937,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> AppResult<Applied> {
     let mut applied = Applied::default();
+    let mut people = Recipients::default();
     if target.kind != StageKind::Open {
         cancel_pending(txn, deal.id).await?;
     } else if let Some(left) = left {
@@ -985,7 +986,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                     timing,
                     message,
                 } => {
-                    for user in recipients(svc, txn, to, deal).await? {
+                    for user in people.of(svc, txn, to, deal).await? {
                         let Some(due) = due_at(
                             timing.anchor,
                             timing.offset_minutes,
@@ -1020,7 +1021,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                     title,
                     timing,
                 } => {
-                    for user in recipients(svc, txn, assignee, deal).await? {
+                    for user in people.of(svc, txn, assignee, deal).await? {
                         let due = due_at(
                             timing.anchor,
                             timing.offset_minutes,
@@ -1045,11 +1046,13 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                     }
                 }
                 Action::RequireApproval { reason } => {
-                    let mut approvers =
-                        recipients(svc, txn, &Recipient::TerritoryManager, deal).await?;
+                    let mut approvers = people
+                        .of(svc, txn, &Recipient::TerritoryManager, deal)
+                        .await?;
                     if approvers.is_empty() {
-                        approvers =
-                            recipients(svc, txn, &Recipient::Role("admin".into()), deal).await?;
+                        approvers = people
+                            .of(svc, txn, &Recipient::Role("admin".into()), deal)
+                            .await?;
                     }
                     let title = format!("Approve {}: {reason}", deal.name);
                     for user in approvers {
@@ -1132,6 +1135,28 @@ fn due_at(
 }
 
 /// The users a recipient names for a deal.
+/// The users each recipient of one move's actions stands for, looked up once however
+/// many actions name them (a reminder and a task to the owner are one look-up).
+#[derive(Default)]
+struct Recipients(Vec<(Recipient, Vec<i64>)>);
+
+impl Recipients {
+    async fn of<C: ConnectionTrait>(
+        &mut self,
+        svc: &Services,
+        db: &C,
+        to: &Recipient,
+        deal: &opportunity::Model,
+    ) -> AppResult<Vec<i64>> {
+        if let Some((_, users)) = self.0.iter().find(|(r, _)| r == to) {
+            return Ok(users.clone());
+        }
+        let users = recipients(svc, db, to, deal).await?;
+        self.0.push((to.clone(), users.clone()));
+        Ok(users)
+    }
+}
+
 async fn recipients<C: ConnectionTrait>(
     svc: &Services,
     db: &C,
