@@ -128,9 +128,10 @@ impl EventBus {
     }
 
     /// Whether a new reminder first due at `due` (unknown: `None`) needs the schedulers
-    /// woken. One due later than every scheduler's idle ceiling does not: waking them
-    /// for it would cost each a claim and a look-up for nothing (a stage move that
-    /// schedules a reminder a week out would make every scheduler claim at once).
+    /// woken. One due later than this instance's scheduler finds unwoken does not: that
+    /// scheduler delivers it in time, and waking every scheduler for it would cost each
+    /// a claim and a look-up for nothing (a stage move that schedules a reminder a week
+    /// out would make every scheduler claim at once).
     pub fn wake_needed(&self, due: Option<DateTime<Utc>>) -> bool {
         let horizon = self.finds_unwoken_ms.load(Ordering::Relaxed);
         match due {
@@ -195,7 +196,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_reminders_due_within_the_schedulers_reach_wake_them() {
+    fn only_reminders_due_within_the_schedulers_horizon_wake_them() {
         let bus = EventBus::default();
         let in_a_week = Utc::now() + chrono::Duration::days(7);
         // No scheduler on this instance: others may sleep longer, so always announce.
@@ -205,7 +206,7 @@ mod tests {
         assert!(!bus.wake_needed(Some(Utc::now() + chrono::Duration::seconds(40))));
         assert!(bus.wake_needed(Some(Utc::now() + chrono::Duration::seconds(20))));
         assert!(bus.wake_needed(Some(Utc::now() - chrono::Duration::seconds(5))));
-        // Unknown due times (a moved date, a retried reminder) always wake.
+        // An unknown due time (a moved close date or event) always wakes.
         assert!(bus.wake_needed(None));
     }
 }
