@@ -769,3 +769,51 @@ async fn script_errors_come_back_bounded() {
         message.chars().count()
     );
 }
+
+/// Loading a deal's buying committee costs several statements; a move pays for it only
+/// when the stage's script reads `committee` in its code, not when a message or a
+/// comment says the word.
+#[tokio::test]
+async fn only_scripts_that_read_the_committee_load_it() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let plain = r#"require(true, "a buying panel");"#;
+    let says_it = r#"require(true, "a buying committee"); // the committee, in words only"#;
+    let reads_it = r#"require(committee.blockers >= 0, "a buying panel");"#;
+    publish_new(&server, &f.token, &f.stages[1], plain).await;
+    publish_new(&server, &f.token, &f.stages[2], says_it).await;
+    publish_new(&server, &f.token, &f.stages[3], reads_it).await;
+    // Statements of one move from the first stage into `stage`; the least of three
+    // tries, so a token look-up or a scheduler pass in between does not count.
+    let cost = async |stage: &str| {
+        let mut least = u64::MAX;
+        for _ in 0..3 {
+            let (opp, _) = server.create_opportunity(&f, "Counted", "1000").await;
+            let before = server.statements();
+            let v = server
+                .gql(
+                    Some(&f.token),
+                    "mutation($i: MoveOpportunityStageInput!) { moveOpportunityStage(input: $i) { opportunity { version } } }",
+                    json!({ "i": { "id": opp, "version": 1, "stageId": stage } }),
+                )
+                .await;
+            assert_eq!(
+                data(&v)["moveOpportunityStage"]["opportunity"]["version"],
+                2
+            );
+            least = least.min(server.statements() - before);
+        }
+        least
+    };
+    let plain_cost = cost(&f.stages[1]).await;
+    let says_cost = cost(&f.stages[2]).await;
+    let reads_cost = cost(&f.stages[3]).await;
+    assert_eq!(
+        says_cost, plain_cost,
+        "a message saying `committee` loaded it"
+    );
+    assert!(
+        reads_cost > plain_cost,
+        "reading the committee should load it: {reads_cost} vs {plain_cost} statements"
+    );
+}
