@@ -24,7 +24,11 @@ fn instance(database_url: &str) -> Child {
         .env("DATABASE_URL", database_url)
         .env("ACCORD_LISTEN", "127.0.0.1:0")
         .env("ACCORD_WEBHOOK_ALLOW", "127.0.0.1/32")
-        .env("ACCORD_REMINDER_LEASE_MS", "2000")
+        // Short, so the crash round sees leases run out quickly; not so short that a
+        // renewal starved for a second on a CI machine sharing two cores with builds,
+        // other tests and PostgreSQL lets a lease run out under a delivery in flight
+        // (renewal comes once half the lease is spent; production leases are 60 s).
+        .env("ACCORD_REMINDER_LEASE_MS", "4000")
         .env("ACCORD_DB_POOL_SIZE", "8")
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())
