@@ -53,7 +53,7 @@ impl AccessExplanation {
         self.0.action.into()
     }
     async fn user(&self) -> User {
-        User(self.0.user.clone())
+        User::from(self.0.user.clone())
     }
     async fn record_id(&self) -> ID {
         let kind = match self.0.kind {
@@ -208,7 +208,7 @@ pub struct UserAccessImpact(access::UserImpact);
 #[Object]
 impl UserAccessImpact {
     async fn user(&self) -> User {
-        User(self.0.user.clone())
+        User::from(self.0.user.clone())
     }
     /// Records the user starts seeing.
     async fn read_gained(&self) -> RecordCounts {

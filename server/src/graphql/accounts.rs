@@ -110,7 +110,7 @@ pub struct AccountQuery;
 impl AccountQuery {
     async fn account(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Account> {
         let id = decode("id", &id, NodeKind::Account)?;
-        Ok(Account(
+        Ok(Account::from(
             accounts::get(services(ctx), actor(ctx)?, id).await?,
         ))
     }
@@ -172,7 +172,7 @@ impl AccountQuery {
             &models,
         )
         .await?;
-        Ok(connection(page, Account))
+        Ok(connection(page, Account::from))
     }
 }
 
@@ -205,7 +205,7 @@ impl AccountMutation {
         };
         let account = accounts::create(services(ctx), actor(ctx)?, new).await?;
         Ok(AccountPayload {
-            account: Account(account),
+            account: Account::from(account),
         })
     }
 
@@ -231,7 +231,7 @@ impl AccountMutation {
         let account =
             accounts::update(services(ctx), actor(ctx)?, id, input.version, changes).await?;
         Ok(AccountPayload {
-            account: Account(account),
+            account: Account::from(account),
         })
     }
 

@@ -69,7 +69,7 @@ async fn subject_fields(
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(Account),
+            .map(Account::from),
         None => None,
     };
     let c = match contact {
@@ -78,7 +78,7 @@ async fn subject_fields(
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(Contact),
+            .map(Contact::from),
         None => None,
     };
     let o = match deal {
@@ -100,7 +100,7 @@ pub(crate) async fn user_field(ctx: &Context<'_>, id: i64) -> async_graphql::Res
         .load_one(id)
         .await
         .map_err(load_error)?
-        .map(User))
+        .map(User::from))
 }
 
 pub struct Event(pub event::Model);

@@ -74,7 +74,7 @@ pub struct ContactQuery;
 impl ContactQuery {
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {
         let id = decode("id", &id, NodeKind::Contact)?;
-        Ok(Contact(
+        Ok(Contact::from(
             contacts::get(services(ctx), actor(ctx)?, id).await?,
         ))
     }
@@ -131,7 +131,7 @@ impl ContactQuery {
             &models,
         )
         .await?;
-        Ok(connection(page, Contact))
+        Ok(connection(page, Contact::from))
     }
 }
 
@@ -161,7 +161,7 @@ impl ContactMutation {
         };
         let contact = contacts::create(services(ctx), actor(ctx)?, new).await?;
         Ok(ContactPayload {
-            contact: Contact(contact),
+            contact: Contact::from(contact),
         })
     }
 
@@ -184,7 +184,7 @@ impl ContactMutation {
         let contact =
             contacts::update(services(ctx), actor(ctx)?, id, input.version, changes).await?;
         Ok(ContactPayload {
-            contact: Contact(contact),
+            contact: Contact::from(contact),
         })
     }
 

@@ -267,8 +267,8 @@ impl LeadMutation {
         let done = leads::convert(services(ctx), actor(ctx)?, conversion).await?;
         Ok(ConvertLeadPayload {
             lead: Lead(done.lead),
-            account: Account(done.account),
-            contact: Contact(done.contact),
+            account: Account::from(done.account),
+            contact: Contact::from(done.contact),
             opportunity: done.opportunity.map(Opportunity),
         })
     }

@@ -20,6 +20,7 @@ use sea_orm::{
 };
 
 use crate::authz::Scope;
+use crate::services::rows::{AccountBrief, ContactBrief, UserBrief};
 use accord_entities::territory_membership::AccessLevel;
 
 pub type LoadError = Arc<DbErr>;
@@ -250,6 +251,18 @@ pub struct Loaders {
     pub notes_by_opportunity: Dl<FirstPerParent<note::Entity>>,
     /// Attendees of events the caller already sees (events are checked before this).
     pub attendees_by_event: Dl<ByParent<accord_entities::event_attendee::Entity>>,
+    /// Related records a list read brief with its page.
+    pub briefs: Briefs,
+}
+
+/// Related records a list read brief with its page (only the columns its selection
+/// asked for, see `services::rows`), by id. The resolvers that reach them look here
+/// before their loader; the loaders' caches only ever hold whole rows.
+#[derive(Default)]
+pub struct Briefs {
+    pub accounts: parking_lot::RwLock<HashMap<i64, AccountBrief>>,
+    pub users: parking_lot::RwLock<HashMap<i64, UserBrief>>,
+    pub contacts: parking_lot::RwLock<HashMap<i64, ContactBrief>>,
 }
 
 impl Loaders {
@@ -371,6 +384,7 @@ impl Loaders {
             notes_by_contact: dl(notes(note::Column::ContactId)),
             notes_by_lead: dl(notes(note::Column::LeadId)),
             notes_by_opportunity: dl(notes(note::Column::OpportunityId)),
+            briefs: Briefs::default(),
         }
     }
 }

@@ -22,9 +22,13 @@ impl NodeQuery {
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         let (svc, actor) = (services(ctx), actor(ctx)?);
         let node = match decode_any("id", &id)? {
-            (NodeKind::User, id) => Node::User(User(users::get(svc, actor, id).await?)),
-            (NodeKind::Account, id) => Node::Account(Account(accounts::get(svc, actor, id).await?)),
-            (NodeKind::Contact, id) => Node::Contact(Contact(contacts::get(svc, actor, id).await?)),
+            (NodeKind::User, id) => Node::User(User::from(users::get(svc, actor, id).await?)),
+            (NodeKind::Account, id) => {
+                Node::Account(Account::from(accounts::get(svc, actor, id).await?))
+            }
+            (NodeKind::Contact, id) => {
+                Node::Contact(Contact::from(contacts::get(svc, actor, id).await?))
+            }
             (NodeKind::Lead, id) => Node::Lead(Lead(leads::get(svc, actor, id).await?)),
             (NodeKind::Pipeline, id) => {
                 Node::Pipeline(Pipeline(pipelines::get(svc, actor, id).await?))

@@ -8,14 +8,16 @@ use crate::graphql::accounts::DeletePayload;
 use crate::graphql::ids::{NodeKind, decode, decode_opt};
 use crate::graphql::types::preload;
 use crate::graphql::types::{
-    Conn, ContactRoleKind, Grade, LeadSource, Opportunity, OpportunityContactRole, OrderDirection,
-    StageKind, connection,
+    Account, Conn, ContactRoleKind, Grade, LeadSource, Opportunity, OpportunityContactRole,
+    OrderDirection, StageKind, User, connection, width,
 };
 use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::opportunities::{
     self, NewOpportunity, OpportunityChanges, OpportunityFilter as Filter, OpportunitySort,
+    RelationWidths,
 };
 use crate::services::pagination::PageArgs;
+use crate::services::rows::Width;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
 pub enum OpportunityOrderField {
@@ -169,19 +171,34 @@ impl OpportunityQuery {
         let order = opportunities::sort_order(sort, o.direction.descending());
         let (svc, actor, total) = (services(ctx), actor(ctx)?, wants_total(ctx));
         let node = ctx.look_ahead().field("edges").field("node");
-        let page = if ["account", "owner", "stage"]
+        let widths = RelationWidths {
+            account: width(&node.field("account"), Account::BRIEF_FIELDS),
+            owner: width(&node.field("owner"), User::BRIEF_FIELDS),
+            stage: width(&node.field("stage"), &[]),
+        };
+        let l = loaders(ctx)?;
+        let (page, joined) = if [widths.account, widths.owner, widths.stage]
             .iter()
-            .any(|f| node.field(f).exists())
+            .any(|w| *w != Width::Skip)
         {
             let page =
-                opportunities::list_with_relations(svc, actor, filter, order, &args, total).await?;
-            preload::feed_joined(loaders(ctx)?, page.items.iter().map(|(_, r)| r)).await;
-            page.map(|r| r.opportunity)
+                opportunities::list_with_relations(svc, actor, filter, order, &args, total, widths)
+                    .await?;
+            let mut relations = Vec::with_capacity(page.items.len());
+            let page = page.map(|r| {
+                relations.push((r.account, r.owner, r.stage));
+                r.opportunity
+            });
+            preload::feed_joined(l, relations).await;
+            (page, Some(widths))
         } else {
-            opportunities::list(svc, actor, filter, order, &args, total).await?
+            (
+                opportunities::list(svc, actor, filter, order, &args, total).await?,
+                None,
+            )
         };
         let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
-        preload::opportunities(loaders(ctx)?, &node, &models).await?;
+        preload::opportunities(l, &node, &models, joined).await?;
         Ok(connection(page, Opportunity))
     }
 }

@@ -70,7 +70,7 @@ async fn contact(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Con
         .load_one(id)
         .await
         .map_err(load_error)?
-        .map(Contact))
+        .map(Contact::from))
 }
 
 /// How well one of our users knows a contact.
@@ -108,7 +108,7 @@ pub struct OrgChart(Arc<org_chart::OrgChart>);
 #[Object]
 impl OrgChart {
     async fn account(&self) -> Account {
-        Account(self.0.account.clone())
+        Account::from(self.0.account.clone())
     }
     /// People in the chart.
     async fn size(&self) -> usize {
@@ -154,7 +154,7 @@ impl OrgChartNode {
 #[Object]
 impl OrgChartNode {
     async fn contact(&self) -> Contact {
-        Contact(self.node().contact.clone())
+        Contact::from(self.node().contact.clone())
     }
     /// Their manager, when the caller can see them in this chart.
     async fn manager_id(&self) -> Option<ID> {
@@ -332,7 +332,7 @@ impl CommitteeRole {
             .members
             .iter()
             .map(|m| CommitteeMember {
-                contact: Contact(m.contact.clone()),
+                contact: Contact::from(m.contact.clone()),
                 is_primary: m.is_primary,
                 last_activity_at: m.last_activity_at,
                 engaged: m.engaged,
@@ -360,7 +360,7 @@ pub struct Blocker {
 #[Object]
 impl Blocker {
     async fn contact(&self) -> Contact {
-        Contact(self.committee.blockers[self.index].contact.clone())
+        Contact::from(self.committee.blockers[self.index].contact.clone())
     }
     async fn influence(&self) -> f64 {
         self.committee.blockers[self.index].influence
@@ -374,7 +374,7 @@ impl Blocker {
             .blocks
             .iter()
             .cloned()
-            .map(Contact)
+            .map(Contact::from)
             .collect()
     }
 }
@@ -421,7 +421,7 @@ impl PathStep {
     }
     async fn contact(&self) -> Option<Contact> {
         match &self.step.party {
-            org_chart::PathParty::Contact(c) => Some(Contact((**c).clone())),
+            org_chart::PathParty::Contact(c) => Some(Contact::from((**c).clone())),
             org_chart::PathParty::User(_) => None,
         }
     }

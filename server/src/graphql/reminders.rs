@@ -67,7 +67,7 @@ impl Reminder {
             .load_one(self.0.recipient_id)
             .await
             .map_err(crate::graphql::loaders::load_error)?
-            .map(User))
+            .map(User::from))
     }
     /// The deal it is about, if you may see it.
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {

@@ -70,7 +70,7 @@ impl StageScript {
             .load_one(author)
             .await
             .map_err(crate::graphql::loaders::load_error)?
-            .map(User))
+            .map(User::from))
     }
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Stage> {
         Ok(Stage(

@@ -62,7 +62,9 @@ impl UserQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let actor = actor(ctx)?;
-        Ok(User(users::get(services(ctx), actor, actor.user_id).await?))
+        Ok(User::from(
+            users::get(services(ctx), actor, actor.user_id).await?,
+        ))
     }
 
     /// The signed-in user's API tokens (never their secrets).
@@ -113,7 +115,7 @@ impl UserQuery {
             wants_total(ctx),
         )
         .await?;
-        Ok(connection(page, User))
+        Ok(connection(page, User::from))
     }
 }
 
@@ -133,7 +135,7 @@ impl UserMutation {
         let (issued, user) = users::login(services(ctx), &email, &password, hours).await?;
         Ok(LoginPayload {
             token: issued.secret,
-            user: User(user),
+            user: User::from(user),
         })
     }
 
@@ -175,7 +177,7 @@ impl UserMutation {
             role: input.role.into(),
             password: input.password,
         };
-        Ok(User(
+        Ok(User::from(
             users::create_user(services(ctx), Some(actor(ctx)?), new).await?,
         ))
     }

@@ -19,6 +19,7 @@ pub mod pagination;
 pub mod pipelines;
 pub mod recurrence;
 pub mod reminders;
+pub mod rows;
 pub mod stage_script_replay;
 pub mod stage_scripts;
 pub mod tasks;

@@ -28,6 +28,7 @@ use crate::services::pagination::{
 };
 use crate::services::pipelines::entry_stage;
 use crate::services::reminders;
+use crate::services::rows::{AccountBrief, Joined, UserBrief, Width};
 use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
 use crate::services::{
     Patch, Services, audit, gate_opportunity, stage_scripts, territories, update_if_version,
@@ -572,12 +573,22 @@ pub fn sort_order(sort: OpportunitySort, descending: bool) -> SortOrder<opportun
     }
 }
 
-/// An opportunity with the records it belongs to, read in the same statement.
+/// An opportunity with the records it belongs to, read in the same statement, each as
+/// wide as [`RelationWidths`] asked (`None` where skipped).
 pub struct OpportunityWithRelations {
     pub opportunity: opportunity::Model,
-    pub account: Option<account::Model>,
-    pub owner: Option<user::Model>,
+    pub account: Option<Joined<account::Model, AccountBrief>>,
+    pub owner: Option<Joined<user::Model, UserBrief>>,
     pub stage: Option<stage::Model>,
+}
+
+/// How much of each related record [`list_with_relations`] reads with the page.
+#[derive(Debug, Clone, Copy)]
+pub struct RelationWidths {
+    pub account: Width,
+    pub owner: Width,
+    /// Stages are small: read whole or not at all (`Brief` reads them whole).
+    pub stage: Width,
 }
 
 /// The filtered query every opportunity list starts from.
@@ -675,7 +686,9 @@ pub async fn list_with_relations(
     order: SortOrder<opportunity::Entity>,
     args: &PageArgs,
     want_total: bool,
+    widths: RelationWidths,
 ) -> AppResult<Page<OpportunityWithRelations>> {
+    use crate::services::rows::{Reader, read_joined, read_optional, select_all, select_joined};
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
@@ -687,28 +700,55 @@ pub async fn list_with_relations(
     } else {
         None
     };
-    let joined = page
-        .find_also_related(account::Entity)
-        .find_also_related(user::Entity)
-        .find_also(opportunity::Entity, stage::Entity);
-    let rows = plan
-        .apply(joined)
-        .all(&LiteralLimits(&svc.db))
-        .await?
-        .into_iter()
-        .map(
-            |(opportunity, account, owner, stage)| OpportunityWithRelations {
-                opportunity,
-                // A deal seen only as its owner may sit in an account the caller
-                // cannot see: that account stays hidden.
-                account: account.filter(|a| scope.allows(a.territory_id, AccessLevel::Read)),
-                owner,
-                stage,
-            },
-        )
-        .collect();
+    // The joins SeaORM would make, with a select list of our own: the deal whole, its
+    // relations as wide as the caller's selection needs, read back by position.
+    let mut joined = page;
+    if widths.account != Width::Skip {
+        joined = joined.left_join(account::Entity);
+    }
+    if widths.owner != Width::Skip {
+        joined = joined.left_join(user::Entity);
+    }
+    if widths.stage != Width::Skip {
+        joined = joined.left_join(stage::Entity);
+    }
+    let mut statement = plan.apply(joined).into_query();
+    statement.clear_selects();
+    select_all::<opportunity::Entity>(&mut statement);
+    select_joined::<AccountBrief>(&mut statement, widths.account);
+    select_joined::<UserBrief>(&mut statement, widths.owner);
+    if widths.stage != Width::Skip {
+        select_all::<stage::Entity>(&mut statement);
+    }
+    let db = LiteralLimits(&svc.db);
+    let rows = db.query_all(&statement).await?;
+    let mut read = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut r = Reader::new(row);
+        let opportunity = <opportunity::Model as crate::services::rows::FullRead>::read(&mut r)?;
+        let account = read_joined::<AccountBrief>(&mut r, widths.account)?;
+        let owner = read_joined::<UserBrief>(&mut r, widths.owner)?;
+        let stage = match widths.stage {
+            Width::Skip => None,
+            _ => read_optional::<stage::Model>(&mut r)?,
+        };
+        read.push(OpportunityWithRelations {
+            // A deal seen only as its owner may sit in an account the caller cannot
+            // see: that account stays hidden.
+            account: account.filter(|a| {
+                let territory = match a {
+                    Joined::Full(m) => m.territory_id,
+                    Joined::Brief(b) => b.territory_id,
+                };
+                scope.allows(territory, AccessLevel::Read)
+            }),
+            opportunity,
+            owner,
+            stage,
+        });
+    }
     Ok(plan.finish(
-        rows,
+        read,
         |r: &OpportunityWithRelations| &r.opportunity,
         total_count,
     ))

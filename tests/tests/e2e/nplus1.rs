@@ -134,3 +134,115 @@ async fn nested_opportunity_list_costs_a_constant_number_of_statements() {
         "batches split under concurrency"
     );
 }
+
+/// A list that asks only for the names of a deal's account, owner and contacts reads
+/// them brief, with the page, in two statements. A field beyond the brief ones, reached
+/// by another path in the same response (a contact role's deal is the same deal), loads
+/// the whole record instead of showing a blank or a default.
+#[tokio::test]
+async fn brief_relations_answer_names_and_load_the_rest_when_asked() {
+    let server = TestServer::start_with(Limits {
+        policy_poll_ms: 3_600_000,
+        ..Limits::default()
+    })
+    .await;
+    let f = server.fixture().await;
+    let v = server
+        .gql(
+            Some(&f.token),
+            r#"mutation { createAccount(input: {name: "Brief Steel", industry: "Steel", country: "DE", website: "https://steel.example"}) { account { id } } }"#,
+            json!({}),
+        )
+        .await;
+    let account = data(&v)["createAccount"]["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = server
+        .gql(
+            Some(&f.token),
+            r#"mutation($a: ID!) { createContact(input: {accountId: $a, firstName: "Ada", lastName: "Byron", title: "CTO", email: "ada@steel.example"}) { contact { id } } }"#,
+            json!({ "a": account }),
+        )
+        .await;
+    let contact = data(&v)["createContact"]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($i: CreateOpportunityInput!) { createOpportunity(input: $i) { opportunity { id } } }",
+            json!({ "i": { "name": "Brief deal", "accountId": account, "pipelineId": f.pipeline_id,
+                "amount": "10.00", "currency": "EUR", "expectedCloseDate": "2027-01-31" } }),
+        )
+        .await;
+    let deal = data(&v)["createOpportunity"]["opportunity"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = server
+        .gql(Some(&f.token), "mutation($i: AddContactRoleInput!) { addOpportunityContactRole(input: $i) { contactRole { id } } }",
+            json!({ "i": { "opportunityId": deal, "contactId": contact, "role": "CHAMPION" } }))
+        .await;
+    data(&v);
+    let v = server
+        .gql(Some(&f.token), "{ me { email displayName } }", json!({}))
+        .await;
+    let me = data(&v)["me"].clone();
+
+    // The benchmark's shape: names only. Two statements: the page with its account,
+    // owner and stage; the contact roles with their contacts.
+    let brief = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {
+        name account { id name } owner { displayName } stage { name }
+        contactRoles { role contact { fullName } } } } } }";
+    let before = server.statements();
+    let v = server
+        .gql(Some(&f.token), brief, json!({ "a": account }))
+        .await;
+    let cost = server.statements() - before;
+    let node = &data(&v)["opportunities"]["edges"][0]["node"];
+    assert_eq!(node["account"]["name"], "Brief Steel");
+    assert_eq!(node["account"]["id"], account.as_str());
+    assert_eq!(node["owner"]["displayName"], me["displayName"]);
+    assert_eq!(node["stage"]["name"], "Qualify");
+    assert_eq!(node["contactRoles"][0]["contact"]["fullName"], "Ada Byron");
+    assert_eq!(cost, 2, "names only should cost the page and the roles");
+
+    // Asked for more than names, the list reads them whole.
+    let full = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {
+        account { name industry } owner { displayName email } contactRoles { contact { fullName email } } } } } }";
+    let v = server
+        .gql(Some(&f.token), full, json!({ "a": account }))
+        .await;
+    let node = &data(&v)["opportunities"]["edges"][0]["node"];
+    assert_eq!(node["account"]["industry"], "Steel");
+    assert_eq!(node["owner"]["email"], me["email"]);
+    assert_eq!(
+        node["contactRoles"][0]["contact"]["email"],
+        "ada@steel.example"
+    );
+
+    // Names at the top; the rest of the same records through the contact role's deal,
+    // which the list's look-ahead does not cover: whole records, loaded when asked.
+    let mixed = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {
+        account { name } owner { displayName } contactRoles { contact { fullName }
+          opportunity { account { industry country website } owner { email role }
+            contactRoles { contact { email title } } } } } } } }";
+    let v = server
+        .gql(Some(&f.token), mixed, json!({ "a": account }))
+        .await;
+    let node = &data(&v)["opportunities"]["edges"][0]["node"];
+    assert_eq!(node["account"]["name"], "Brief Steel");
+    let again = &node["contactRoles"][0]["opportunity"];
+    assert_eq!(again["account"]["industry"], "Steel");
+    assert_eq!(again["account"]["country"], "DE");
+    assert_eq!(again["account"]["website"], "https://steel.example");
+    assert_eq!(again["owner"]["email"], me["email"]);
+    assert_eq!(again["owner"]["role"], "ADMIN");
+    assert_eq!(
+        again["contactRoles"][0]["contact"]["email"],
+        "ada@steel.example"
+    );
+    assert_eq!(again["contactRoles"][0]["contact"]["title"], "CTO");
+}

@@ -3,61 +3,99 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::{
-    AccountSize, Conn, Contact, Money, Note, Opportunity, User, connection, nested_first_page,
+    AccountSize, Conn, Contact, Money, Note, Opportunity, Row, User, connection, nested_first_page,
 };
+use crate::error::AppError;
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders::load_error;
 use crate::graphql::{loaders, wants_total};
 use crate::services::contacts::{self, ContactSort};
 use crate::services::opportunities::{self, OpportunitySort};
+use crate::services::rows::AccountBrief;
 
-pub struct Account(pub account::Model);
+pub struct Account(pub Row<account::Model, AccountBrief>);
+
+impl From<account::Model> for Account {
+    fn from(model: account::Model) -> Self {
+        Account(Row::Full(model))
+    }
+}
+
+impl Account {
+    /// The fields a brief account answers without loading the whole row.
+    pub const BRIEF_FIELDS: &'static [&'static str] = &["id", "name"];
+
+    fn key(&self) -> i64 {
+        match &self.0 {
+            Row::Full(m) => m.id,
+            Row::Brief { brief, .. } => brief.id,
+        }
+    }
+
+    /// The whole account (see [`Row`]).
+    async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&account::Model> {
+        let id = self.key();
+        self.0
+            .whole(|| async move {
+                loaders(ctx)?
+                    .accounts
+                    .load_one(id)
+                    .await
+                    .map_err(load_error)?
+                    .ok_or_else(|| AppError::NotFound("account").into())
+            })
+            .await
+    }
+}
 
 #[Object]
 impl Account {
     pub async fn id(&self) -> ID {
-        encode(NodeKind::Account, self.0.id)
+        encode(NodeKind::Account, self.key())
     }
     async fn name(&self) -> &str {
-        &self.0.name
+        match &self.0 {
+            Row::Full(m) => &m.name,
+            Row::Brief { brief, .. } => &brief.name,
+        }
     }
-    async fn industry(&self) -> Option<&str> {
-        self.0.industry.as_deref()
+    async fn industry(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.industry.as_deref())
     }
     /// ISO 3166-1 alpha-2 country code.
-    async fn country(&self) -> Option<&str> {
-        self.0.country.as_deref()
+    async fn country(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.country.as_deref())
     }
-    async fn region(&self) -> Option<&str> {
-        self.0.region.as_deref()
+    async fn region(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.region.as_deref())
     }
-    async fn size(&self) -> Option<AccountSize> {
-        self.0.size.map(Into::into)
+    async fn size(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AccountSize>> {
+        Ok(self.model(ctx).await?.size.map(Into::into))
     }
-    async fn annual_revenue(&self) -> Option<Money> {
-        self.0
-            .annual_revenue_micros
-            .map(|m| Money::from_micros(m, &self.0.currency))
+    async fn annual_revenue(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        let m = self.model(ctx).await?;
+        Ok(m.annual_revenue_micros
+            .map(|micros| Money::from_micros(micros, &m.currency)))
     }
     /// Default currency of the account's money fields.
-    async fn currency(&self) -> &str {
-        &self.0.currency
+    async fn currency(&self, ctx: &Context<'_>) -> async_graphql::Result<&str> {
+        Ok(&self.model(ctx).await?.currency)
     }
-    async fn website(&self) -> Option<&str> {
-        self.0.website.as_deref()
+    async fn website(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.website.as_deref())
     }
-    async fn version(&self) -> i32 {
-        self.0.version
+    async fn version(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(self.model(ctx).await?.version)
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.created_at)
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.updated_at)
     }
 
     async fn parent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        let Some(id) = self.0.parent_id else {
+        let Some(id) = self.model(ctx).await?.parent_id else {
             return Ok(None);
         };
         Ok(loaders(ctx)?
@@ -65,7 +103,7 @@ impl Account {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(Account))
+            .map(Account::from))
     }
 
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
@@ -73,10 +111,14 @@ impl Account {
     async fn children(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
         let rows = loaders(ctx)?
             .children_by_account
-            .load_one(self.0.id)
+            .load_one(self.key())
             .await
             .map_err(load_error)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Account).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Account::from)
+            .collect())
     }
 
     /// The territory the account belongs to; its contacts and deals follow it.
@@ -84,7 +126,7 @@ impl Account {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<super::Territory>> {
-        let Some(id) = self.0.territory_id else {
+        let Some(id) = self.model(ctx).await?.territory_id else {
             return Ok(None);
         };
         Ok(loaders(ctx)?
@@ -96,12 +138,12 @@ impl Account {
     }
 
     /// Whether the territory was chosen by hand (assignment rules leave it alone).
-    async fn territory_manual(&self) -> bool {
-        self.0.territory_manual
+    async fn territory_manual(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.model(ctx).await?.territory_manual)
     }
 
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        let Some(id) = self.0.owner_id else {
+        let Some(id) = self.model(ctx).await?.owner_id else {
             return Ok(None);
         };
         Ok(loaders(ctx)?
@@ -109,7 +151,7 @@ impl Account {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(User))
+            .map(User::from))
     }
 
     /// The account's contacts by last name. Continue with
@@ -126,13 +168,13 @@ impl Account {
         let page = nested_first_page(
             &l.contacts_by_account,
             counts,
-            self.0.id,
+            self.key(),
             first,
             &order,
             contact::Column::Id,
         )
         .await?;
-        Ok(connection(page, Contact))
+        Ok(connection(page, Contact::from))
     }
 
     /// The account's opportunities, oldest first. Continue with
@@ -149,7 +191,7 @@ impl Account {
         let page = nested_first_page(
             &l.opportunities_by_account,
             counts,
-            self.0.id,
+            self.key(),
             first,
             &order,
             opportunity::Column::Id,
@@ -165,6 +207,6 @@ impl Account {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx)?.notes_by_account, self.0.id, first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_account, self.key(), first).await
     }
 }

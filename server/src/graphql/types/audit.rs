@@ -43,6 +43,6 @@ impl AuditEntry {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(User))
+            .map(User::from))
     }
 }

@@ -2,61 +2,105 @@ use accord_entities::contact;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
-use super::{Account, Note, OpportunityContactRole};
+use super::{Account, Note, OpportunityContactRole, Row};
+use crate::error::AppError;
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
 use crate::graphql::loaders::load_error;
+use crate::services::rows::ContactBrief;
 
-pub struct Contact(pub contact::Model);
+pub struct Contact(pub Row<contact::Model, ContactBrief>);
+
+impl From<contact::Model> for Contact {
+    fn from(model: contact::Model) -> Self {
+        Contact(Row::Full(model))
+    }
+}
+
+impl Contact {
+    /// The fields a brief contact answers without loading the whole row.
+    pub const BRIEF_FIELDS: &'static [&'static str] = &["id", "firstName", "lastName", "fullName"];
+
+    fn key(&self) -> i64 {
+        match &self.0 {
+            Row::Full(m) => m.id,
+            Row::Brief { brief, .. } => brief.id,
+        }
+    }
+
+    fn names(&self) -> (&str, &str) {
+        match &self.0 {
+            Row::Full(m) => (&m.first_name, &m.last_name),
+            Row::Brief { brief, .. } => (&brief.first_name, &brief.last_name),
+        }
+    }
+
+    /// The whole contact (see [`Row`]).
+    async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&contact::Model> {
+        let id = self.key();
+        self.0
+            .whole(|| async move {
+                loaders(ctx)?
+                    .contacts
+                    .load_one(id)
+                    .await
+                    .map_err(load_error)?
+                    .ok_or_else(|| AppError::NotFound("contact").into())
+            })
+            .await
+    }
+}
 
 #[Object]
 impl Contact {
     pub async fn id(&self) -> ID {
-        encode(NodeKind::Contact, self.0.id)
+        encode(NodeKind::Contact, self.key())
     }
     async fn first_name(&self) -> &str {
-        &self.0.first_name
+        self.names().0
     }
     async fn last_name(&self) -> &str {
-        &self.0.last_name
+        self.names().1
     }
     async fn full_name(&self) -> String {
-        format!("{} {}", self.0.first_name, self.0.last_name)
+        let (first, last) = self.names();
+        format!("{first} {last}")
     }
-    async fn title(&self) -> Option<&str> {
-        self.0.title.as_deref()
+    async fn title(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.title.as_deref())
     }
-    async fn department(&self) -> Option<&str> {
-        self.0.department.as_deref()
+    async fn department(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.department.as_deref())
     }
-    async fn email(&self) -> Option<&str> {
-        self.0.email.as_deref()
+    async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.email.as_deref())
     }
-    async fn phone(&self) -> Option<&str> {
-        self.0.phone.as_deref()
+    async fn phone(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.phone.as_deref())
     }
-    async fn version(&self) -> i32 {
-        self.0.version
+    async fn version(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(self.model(ctx).await?.version)
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.created_at)
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.updated_at)
     }
 
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        let account_id = self.model(ctx).await?.account_id;
         Ok(loaders(ctx)?
             .accounts
-            .load_one(self.0.account_id)
+            .load_one(account_id)
             .await
             .map_err(load_error)?
-            .map(Account))
+            .map(Account::from))
     }
 
     /// The contact's manager in the org chart.
     async fn reports_to(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
-        let Some(id) = self.0.reports_to_id else {
+        let Some(id) = self.model(ctx).await?.reports_to_id else {
             return Ok(None);
         };
         Ok(loaders(ctx)?
@@ -64,7 +108,7 @@ impl Contact {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(Contact))
+            .map(Contact::from))
     }
 
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
@@ -72,10 +116,14 @@ impl Contact {
     async fn direct_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Contact>> {
         let rows = loaders(ctx)?
             .reports_by_contact
-            .load_one(self.0.id)
+            .load_one(self.key())
             .await
             .map_err(load_error)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Contact).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Contact::from)
+            .collect())
     }
 
     /// The roles this contact plays on opportunities.
@@ -87,7 +135,7 @@ impl Contact {
     ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
         let rows = loaders(ctx)?
             .roles_by_contact
-            .load_one(self.0.id)
+            .load_one(self.key())
             .await
             .map_err(load_error)?;
         Ok(rows
@@ -103,6 +151,6 @@ impl Contact {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx)?.notes_by_contact, self.0.id, first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_contact, self.key(), first).await
     }
 }

@@ -63,7 +63,7 @@ impl Lead {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(User))
+            .map(User::from))
     }
     async fn converted_account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         let Some(id) = self.0.converted_account_id else {
@@ -74,7 +74,7 @@ impl Lead {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(Account))
+            .map(Account::from))
     }
     async fn converted_contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         let Some(id) = self.0.converted_contact_id else {
@@ -85,7 +85,7 @@ impl Lead {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(Contact))
+            .map(Contact::from))
     }
     async fn converted_opportunity(
         &self,

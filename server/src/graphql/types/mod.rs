@@ -10,6 +10,7 @@ mod note;
 mod opportunity;
 mod pipeline;
 pub(crate) mod preload;
+mod row;
 mod territory;
 mod user;
 
@@ -21,6 +22,7 @@ pub use lead::Lead;
 pub use note::Note;
 pub use opportunity::{Opportunity, OpportunityContactRole, StageTransition};
 pub use pipeline::{Pipeline, Stage};
+pub use row::Row;
 pub use territory::{AccessLevel, AssignmentRule, Territory, TerritoryKind, TerritoryMembership};
 pub use user::{ApiToken, User};
 
@@ -29,6 +31,7 @@ use async_graphql::{ID, Interface, SimpleObject};
 use rust_decimal::Decimal;
 
 use crate::services::pagination::Page;
+use crate::services::rows::Width;
 use crate::services::validate::micros_to_decimal;
 
 /// Anything refetchable by its global ID through `node(id:)`.
@@ -67,6 +70,21 @@ impl Money {
             currency: currency.to_owned(),
         }
     }
+}
+
+/// How wide a list reads a relation its selection reaches: brief when every field asked
+/// of it (through fragments too) is one of `brief_fields` or `__typename`. An empty
+/// `brief_fields` means the relation has no brief form.
+pub(crate) fn width(field: &async_graphql::Lookahead<'_>, brief_fields: &[&str]) -> Width {
+    if !field.exists() {
+        return Width::Skip;
+    }
+    let brief = !brief_fields.is_empty()
+        && field.selection_fields().iter().all(|f| {
+            f.selection_set()
+                .all(|sub| sub.name() == "__typename" || brief_fields.contains(&sub.name()))
+        });
+    if brief { Width::Brief } else { Width::Full }
 }
 
 /// Extra fields on every connection.

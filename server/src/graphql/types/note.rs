@@ -28,7 +28,7 @@ impl Note {
             .load_one(self.0.author_id)
             .await
             .map_err(load_error)?
-            .map(User))
+            .map(User::from))
     }
 }
 

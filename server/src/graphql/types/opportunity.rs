@@ -3,7 +3,7 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    Account, Contact, ContactRoleKind, Grade, LeadSource, Money, Note, Pipeline, Stage, User,
+    Account, Contact, ContactRoleKind, Grade, LeadSource, Money, Note, Pipeline, Row, Stage, User,
 };
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
@@ -61,20 +61,34 @@ impl Opportunity {
         ) {
             return Ok(None);
         }
+        let brief = loaders
+            .briefs
+            .accounts
+            .read()
+            .get(&self.0.account_id)
+            .cloned();
+        if let Some(brief) = brief {
+            return Ok(Some(Account(Row::brief(brief))));
+        }
         Ok(loaders
             .accounts
             .load_one(self.0.account_id)
             .await
             .map_err(load_error)?
-            .map(Account))
+            .map(Account::from))
     }
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(loaders(ctx)?
+        let loaders = loaders(ctx)?;
+        let brief = loaders.briefs.users.read().get(&self.0.owner_id).cloned();
+        if let Some(brief) = brief {
+            return Ok(Some(User(Row::brief(brief))));
+        }
+        Ok(loaders
             .users
             .load_one(self.0.owner_id)
             .await
             .map_err(load_error)?
-            .map(User))
+            .map(User::from))
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
         Ok(loaders(ctx)?
@@ -199,12 +213,22 @@ impl OpportunityContactRole {
         self.0.created_at
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
-        Ok(loaders(ctx)?
+        let loaders = loaders(ctx)?;
+        let brief = loaders
+            .briefs
+            .contacts
+            .read()
+            .get(&self.0.contact_id)
+            .cloned();
+        if let Some(brief) = brief {
+            return Ok(Some(Contact(Row::brief(brief))));
+        }
+        Ok(loaders
             .contacts
             .load_one(self.0.contact_id)
             .await
             .map_err(load_error)?
-            .map(Contact))
+            .map(Contact::from))
     }
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
         Ok(loaders(ctx)?
@@ -264,6 +288,6 @@ impl StageTransition {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(User))
+            .map(User::from))
     }
 }

@@ -33,7 +33,7 @@ impl Pipeline {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(User))
+            .map(User::from))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

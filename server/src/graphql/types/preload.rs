@@ -6,17 +6,18 @@
 //! loaders' caches; the per-node resolvers then hit the cache. The statement count is
 //! fixed by the query's shape, never by timing or page size.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::hash::Hash;
 
 use accord_entities::territory_membership::AccessLevel;
-use accord_entities::{account, contact, lead, opportunity, opportunity_contact_role};
+use accord_entities::{account, contact, lead, opportunity, opportunity_contact_role, stage, user};
 use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::graphql::loaders::{LoadError, Loaders, load_error};
-use crate::services::opportunities::OpportunityWithRelations;
+use crate::services::opportunities::RelationWidths;
+use crate::services::rows::{AccountBrief, Joined, UserBrief, Width};
 
 type Result = async_graphql::Result<()>;
 
@@ -86,30 +87,52 @@ where
     ids.iter().filter_map(|id| cache.get(id).cloned()).collect()
 }
 
-/// Feeds the caches with the relations a joined page brought along.
-pub(crate) async fn feed_joined<'a>(
-    l: &Loaders,
-    rows: impl Iterator<Item = &'a OpportunityWithRelations>,
-) {
+/// Feeds what a joined page brought along: whole rows into the loaders' caches, brief
+/// ones into [`crate::graphql::loaders::Briefs`].
+pub(crate) async fn feed_joined(l: &Loaders, relations: Vec<JoinedRelations>) {
     let (mut accounts, mut owners, mut stages) = (Vec::new(), Vec::new(), Vec::new());
-    for r in rows {
-        accounts.extend(r.account.clone().map(|a| (a.id, a)));
-        owners.extend(r.owner.clone().map(|u| (u.id, u)));
-        stages.extend(r.stage.clone().map(|s| (s.id, s)));
+    let (mut brief_accounts, mut brief_owners) = (Vec::new(), Vec::new());
+    for (account, owner, stage) in relations {
+        match account {
+            Some(Joined::Full(a)) => accounts.push((a.id, a)),
+            Some(Joined::Brief(a)) => brief_accounts.push((a.id, a)),
+            None => {}
+        }
+        match owner {
+            Some(Joined::Full(u)) => owners.push((u.id, u)),
+            Some(Joined::Brief(u)) => brief_owners.push((u.id, u)),
+            None => {}
+        }
+        stages.extend(stage.map(|s| (s.id, s)));
     }
+    l.briefs.accounts.write().extend(brief_accounts);
+    l.briefs.users.write().extend(brief_owners);
     l.accounts.feed_many(accounts).await;
     l.users.feed_many(owners).await;
     l.stages.feed_many(stages).await;
 }
 
+/// An opportunity's account, owner and stage as a joined page read them.
+pub(crate) type JoinedRelations = (
+    Option<Joined<account::Model, AccountBrief>>,
+    Option<Joined<user::Model, UserBrief>>,
+    Option<stage::Model>,
+);
+
+/// `joined`: the widths a joined page read the deals' account, owner and stage with;
+/// those are not loaded again.
 pub(crate) async fn opportunities(
     l: &Loaders,
     node: &Lookahead<'_>,
     rows: &[&opportunity::Model],
+    joined: Option<RelationWidths>,
 ) -> Result {
+    let read_with_page =
+        |w: fn(&RelationWidths) -> Width| joined.is_some_and(|j| w(&j) != Width::Skip);
     let account = node.field("account");
     let roles = node.field("contactRoles");
     let contact = roles.field("contact");
+    let contact_width = super::width(&contact, super::Contact::BRIEF_FIELDS);
     // Accounts of deals seen only as their owner stay hidden (see `Opportunity.account`).
     let account_ids: Vec<i64> = rows
         .iter()
@@ -119,11 +142,11 @@ pub(crate) async fn opportunities(
 
     let ((), (), (), role_rows) = futures::try_join!(
         when(
-            account.exists(),
+            account.exists() && !read_with_page(|w| w.account),
             prime(&l.accounts, account_ids.iter().copied())
         ),
         when(
-            node.field("stage").exists(),
+            node.field("stage").exists() && !read_with_page(|w| w.stage),
             prime(&l.stages, rows.iter().map(|o| o.stage_id))
         ),
         when(
@@ -132,7 +155,7 @@ pub(crate) async fn opportunities(
         ),
         async {
             if contact.exists() {
-                roles_with_contacts(l, rows).await
+                roles_with_contacts(l, rows, contact_width).await
             } else if roles.exists() {
                 prime_children(&l.roles_by_opportunity, rows.iter().map(|o| o.id)).await
             } else {
@@ -148,7 +171,7 @@ pub(crate) async fn opportunities(
         Vec::new()
     };
     let mut user_ids: Vec<i64> = Vec::new();
-    if node.field("owner").exists() {
+    if node.field("owner").exists() && !read_with_page(|w| w.owner) {
         user_ids.extend(rows.iter().map(|o| o.owner_id));
     }
     if account.field("owner").exists() {
@@ -165,7 +188,7 @@ pub(crate) async fn opportunities(
             prime(&l.accounts, accounts.iter().filter_map(|a| a.parent_id))
         ),
         when(
-            contact.exists(),
+            contact_width == Width::Full,
             prime(&l.contacts, contact_ids.iter().copied())
         ),
         when(
@@ -174,7 +197,7 @@ pub(crate) async fn opportunities(
         ),
     )?;
 
-    if contact.exists() {
+    if contact_width == Width::Full {
         let found = cached(&l.contacts, &contact_ids);
         contacts(l, &contact, &found.iter().collect::<Vec<_>>()).await?;
     }
@@ -182,7 +205,8 @@ pub(crate) async fn opportunities(
 }
 
 /// The contact roles of the given deals joined with their contacts in one statement,
-/// fed into both caches (same order as the `roles_by_opportunity` loader).
+/// fed into both caches (same order as the `roles_by_opportunity` loader); contacts read
+/// brief (`contact` asks for names only) go to [`crate::graphql::loaders::Briefs`].
 ///
 /// Visibility is the loader's (`Scope::contact_roles`: deal and contact both visible),
 /// decided here in memory: the deals are checked one by one, and each joined contact
@@ -191,9 +215,13 @@ pub(crate) async fn opportunities(
 async fn roles_with_contacts(
     l: &Loaders,
     deals: &[&opportunity::Model],
+    contact_width: Width,
 ) -> async_graphql::Result<Vec<opportunity_contact_role::Model>> {
+    use crate::services::rows::{
+        ContactBrief, FullRead, Reader, read_joined, select_all, select_joined,
+    };
     use opportunity_contact_role::{Column as R, Entity as Roles};
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
     let ids: Vec<i64> = deals
         .iter()
         .filter(|o| l.scope.allows_opportunity(o, AccessLevel::Read))
@@ -204,24 +232,31 @@ async fn roles_with_contacts(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = Roles::find()
+    let mut statement = Roles::find()
         .filter(R::OpportunityId.is_in(ids.iter().copied()))
-        .find_also_related(contact::Entity)
+        .left_join(contact::Entity)
         .order_by_asc(R::CreatedAt)
         .order_by_asc(R::Id)
-        .all(&l.db)
-        .await
-        .map_err(|e| load_error(std::sync::Arc::new(e)))?;
-    let mut by_deal: std::collections::HashMap<i64, Vec<opportunity_contact_role::Model>> =
+        .into_query();
+    statement.clear_selects();
+    select_all::<Roles>(&mut statement);
+    select_joined::<ContactBrief>(&mut statement, contact_width);
+    let fail = |e| load_error(std::sync::Arc::new(e));
+    let rows = l.db.query_all(&statement).await.map_err(fail)?;
+    let mut by_deal: HashMap<i64, Vec<opportunity_contact_role::Model>> =
         ids.iter().map(|id| (*id, Vec::new())).collect();
-    let mut contacts = Vec::new();
+    let (mut contacts, mut briefs) = (Vec::new(), Vec::new());
     let mut roles = Vec::with_capacity(rows.len());
-    for (role, contact) in rows {
+    for row in &rows {
+        let mut r = Reader::new(row);
+        let role = opportunity_contact_role::Model::read(&mut r).map_err(fail)?;
         // A deal seen as its owner may have contacts the caller cannot see.
-        let Some(c) = contact.filter(|c| l.scope.allows(c.territory_id, AccessLevel::Read)) else {
-            continue;
-        };
-        contacts.push((c.id, c));
+        let visible = |territory| l.scope.allows(territory, AccessLevel::Read);
+        match read_joined::<ContactBrief>(&mut r, contact_width).map_err(fail)? {
+            Some(Joined::Full(c)) if visible(c.territory_id) => contacts.push((c.id, c)),
+            Some(Joined::Brief(c)) if visible(c.territory_id) => briefs.push((c.id, c)),
+            _ => continue,
+        }
         by_deal
             .entry(role.opportunity_id)
             .or_default()
@@ -230,6 +265,7 @@ async fn roles_with_contacts(
     }
     l.roles_by_opportunity.feed_many(by_deal).await;
     l.contacts.feed_many(contacts).await;
+    l.briefs.contacts.write().extend(briefs);
     Ok(roles)
 }
 

@@ -121,7 +121,7 @@ impl TerritoryMembership {
             .load_one(self.0.user_id)
             .await
             .map_err(load_error)?
-            .map(User))
+            .map(User::from))
     }
 }
 

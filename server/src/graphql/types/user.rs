@@ -1,31 +1,71 @@
 use accord_entities::{auth_token, user};
-use async_graphql::{ID, Object};
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
-use super::Role;
+use super::{Role, Row};
+use crate::error::AppError;
 use crate::graphql::ids::{NodeKind, encode};
+use crate::graphql::loaders;
+use crate::graphql::loaders::load_error;
+use crate::services::rows::UserBrief;
 
-pub struct User(pub user::Model);
+pub struct User(pub Row<user::Model, UserBrief>);
+
+impl From<user::Model> for User {
+    fn from(model: user::Model) -> Self {
+        User(Row::Full(model))
+    }
+}
+
+impl User {
+    /// The fields a brief user answers without loading the whole row.
+    pub const BRIEF_FIELDS: &'static [&'static str] = &["id", "displayName"];
+
+    fn key(&self) -> i64 {
+        match &self.0 {
+            Row::Full(m) => m.id,
+            Row::Brief { brief, .. } => brief.id,
+        }
+    }
+
+    /// The whole user (see [`Row`]).
+    async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&user::Model> {
+        let id = self.key();
+        self.0
+            .whole(|| async move {
+                loaders(ctx)?
+                    .users
+                    .load_one(id)
+                    .await
+                    .map_err(load_error)?
+                    .ok_or_else(|| AppError::NotFound("user").into())
+            })
+            .await
+    }
+}
 
 #[Object]
 impl User {
     pub async fn id(&self) -> ID {
-        encode(NodeKind::User, self.0.id)
+        encode(NodeKind::User, self.key())
     }
-    async fn email(&self) -> &str {
-        &self.0.email
+    async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<&str> {
+        Ok(&self.model(ctx).await?.email)
     }
     async fn display_name(&self) -> &str {
-        &self.0.display_name
+        match &self.0 {
+            Row::Full(m) => &m.display_name,
+            Row::Brief { brief, .. } => &brief.display_name,
+        }
     }
-    async fn role(&self) -> Role {
-        self.0.role.into()
+    async fn role(&self, ctx: &Context<'_>) -> async_graphql::Result<Role> {
+        Ok(self.model(ctx).await?.role.into())
     }
-    async fn active(&self) -> bool {
-        self.0.active
+    async fn active(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.model(ctx).await?.active)
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.created_at)
     }
 }
 
