@@ -23,9 +23,6 @@ pub async fn connect(
     args: &DatabaseArgs,
     metrics: &Arc<Metrics>,
 ) -> Result<DatabaseConnection, DbErr> {
-    if args.url.starts_with("sqlite:") {
-        sqlite_allocator::use_mimalloc();
-    }
     let mut opts = ConnectOptions::new(args.url.clone());
     opts.max_connections(args.pool_size)
         .min_connections(1)
@@ -104,101 +101,6 @@ fn qpsg(db: std::ptr::NonNull<libsqlite3_sys::sqlite3>, set: std::ffi::c_int) ->
         )
     };
     (rc == libsqlite3_sys::SQLITE_OK).then_some(now == 1)
-}
-
-/// SQLite allocates through mimalloc, like the rest of the process.
-///
-/// The bundled SQLite calls glibc's `malloc` by default, and a list read allocates in
-/// SQLite for every value sqlx copies out of a row (`sqlite3_value_dup`) and for every
-/// sorter. With many connection threads that meant glibc's arena locks and, whenever a
-/// sorter asked for a large block after many small frees, `malloc_consolidate`: about
-/// 8% of the nested-list benchmark's CPU. mimalloc keeps per-thread heaps.
-mod sqlite_allocator {
-    use std::ffi::{c_int, c_void};
-
-    use libmimalloc_sys::{mi_free, mi_good_size, mi_malloc, mi_realloc, mi_usable_size};
-    use libsqlite3_sys as ffi;
-
-    // SAFETY (all five): SQLite calls these as its `sqlite3_mem_methods`, with sizes it
-    // computed (never negative: SQLite checks before calling) and pointers it got from
-    // `xMalloc`/`xRealloc` of these same methods, which is what mimalloc's functions
-    // require. `xSize` and `xRoundup` clamp to `c_int`, which SQLite's sizes fit.
-    #[allow(unsafe_code)]
-    unsafe extern "C" fn malloc(size: c_int) -> *mut c_void {
-        unsafe { mi_malloc(usize::try_from(size).unwrap_or(0)) }
-    }
-    #[allow(unsafe_code)]
-    unsafe extern "C" fn free(p: *mut c_void) {
-        unsafe { mi_free(p) }
-    }
-    #[allow(unsafe_code)]
-    unsafe extern "C" fn realloc(p: *mut c_void, size: c_int) -> *mut c_void {
-        unsafe { mi_realloc(p, usize::try_from(size).unwrap_or(0)) }
-    }
-    #[allow(unsafe_code)]
-    unsafe extern "C" fn size(p: *mut c_void) -> c_int {
-        let usable = unsafe { mi_usable_size(p) };
-        c_int::try_from(usable).unwrap_or(c_int::MAX)
-    }
-    #[allow(unsafe_code)]
-    unsafe extern "C" fn roundup(size: c_int) -> c_int {
-        let good = unsafe { mi_good_size(usize::try_from(size).unwrap_or(0)) };
-        c_int::try_from(good).unwrap_or(size)
-    }
-    #[allow(unsafe_code)]
-    unsafe extern "C" fn init(_: *mut c_void) -> c_int {
-        ffi::SQLITE_OK
-    }
-    #[allow(unsafe_code)]
-    unsafe extern "C" fn shutdown(_: *mut c_void) {}
-
-    /// Installs the methods once per process, before the first connection opens. If
-    /// SQLite is already initialized (a connection opened earlier, as some unit tests
-    /// do), SQLite refuses the call and keeps its allocator, which is still correct.
-    pub fn use_mimalloc() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let methods = ffi::sqlite3_mem_methods {
-                xMalloc: Some(malloc),
-                xFree: Some(free),
-                xRealloc: Some(realloc),
-                xSize: Some(size),
-                xRoundup: Some(roundup),
-                xInit: Some(init),
-                xShutdown: Some(shutdown),
-                pAppData: std::ptr::null_mut(),
-            };
-            // SAFETY: SQLITE_CONFIG_MALLOC takes one `sqlite3_mem_methods *`, and SQLite
-            // copies the struct before returning (https://sqlite.org/c3ref/c_config_covering_index_scan.html).
-            #[allow(unsafe_code)]
-            let rc = unsafe {
-                ffi::sqlite3_config(
-                    ffi::SQLITE_CONFIG_MALLOC,
-                    &methods as *const ffi::sqlite3_mem_methods,
-                )
-            };
-            let installed = rc == ffi::SQLITE_OK;
-            if !installed {
-                tracing::debug!(
-                    rc,
-                    "SQLite was initialized already; it keeps its own allocator"
-                );
-            }
-            let _ = INSTALLED.set(installed);
-        });
-    }
-
-    /// Whether [`use_mimalloc`] took effect in this process.
-    pub fn in_use() -> bool {
-        INSTALLED.get().copied().unwrap_or(false)
-    }
-
-    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-}
-
-/// Whether SQLite allocates through mimalloc in this process (see `sqlite_allocator`).
-pub fn sqlite_on_mimalloc() -> bool {
-    sqlite_allocator::in_use()
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
