@@ -63,6 +63,11 @@ pub struct Limits {
     /// The `accord` binary that runs script workers; defaults to this executable.
     #[arg(long, env = "ACCORD_SCRIPT_WORKER_PROGRAM")]
     pub script_worker_program: Option<std::path::PathBuf>,
+    /// Where clients reach this server (`https://crm.example.com`, with a path if a proxy
+    /// serves it under one), for the absolute URLs Accord hands out: calendar feeds.
+    /// Unset: those come as paths only.
+    #[arg(long, env = "ACCORD_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub delivery: Delivery,
 }
@@ -132,7 +137,30 @@ impl Default for Delivery {
     }
 }
 
+/// An http(s) URL with a host and nothing after its path.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("use http(s)://host[:port][/path]".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("leave out any query or fragment".into());
+    }
+    Ok(url.into())
+}
+
 impl Limits {
+    /// The absolute URL of a server path (`/calendar/...`), if the public address is known.
+    pub fn public_url_of(&self, path: &str) -> Option<String> {
+        self.public_url.as_ref().map(|base| {
+            format!(
+                "{}/{}",
+                base.trim_end_matches('/'),
+                path.trim_start_matches('/')
+            )
+        })
+    }
+
     pub fn sandbox(&self) -> anyhow::Result<crate::sandbox::SandboxConfig> {
         let program = match &self.script_worker_program {
             Some(program) => program.clone(),
@@ -161,7 +189,37 @@ impl Default for Limits {
             script_time_ms: 250,
             script_memory_mib: 64,
             script_worker_program: None,
+            public_url: None,
             delivery: Delivery::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_public_url_must_be_a_plain_http_address() {
+        assert!(parse_public_url("https://crm.example.com").is_ok());
+        assert!(parse_public_url("http://10.0.0.5:8080/accord/").is_ok());
+        for bad in [
+            "crm.example.com",
+            "ftp://crm.example.com",
+            "https://crm.example.com/?a=1",
+            "https://crm.example.com/#x",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+        let limits = Limits {
+            public_url: Some(parse_public_url("https://crm.example.com/accord/").unwrap()),
+            ..Limits::default()
+        };
+        assert_eq!(
+            limits.public_url_of("/calendar/cal_x.ics").as_deref(),
+            Some("https://crm.example.com/accord/calendar/cal_x.ics")
+        );
+        assert_eq!(Limits::default().public_url_of("/calendar/cal_x.ics"), None);
     }
 }

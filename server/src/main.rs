@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the GraphQL API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Load data: a small demo company, or a generated data set for benchmarks.
@@ -111,7 +111,7 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => serve(&cli.db, ServeArgs::parse_from_env()).await,
-        Some(Command::Serve(args)) => serve(&cli.db, args).await,
+        Some(Command::Serve(args)) => serve(&cli.db, *args).await,
         Some(Command::Migrate) => {
             let metrics = accord::metrics::Metrics::new();
             accord::app::open_database(&cli.db, &metrics).await?;

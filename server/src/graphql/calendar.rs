@@ -474,6 +474,9 @@ pub struct CalendarFeed {
     /// Path of the feed on this server (`/calendar/<token>.ics`); subscribe to it
     /// with the server's public address in front (`webcal://` works too).
     pub path: String,
+    /// The whole address to subscribe to, when the server knows its public address
+    /// (`ACCORD_PUBLIC_URL`); null otherwise.
+    pub url: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -718,10 +721,12 @@ impl CalendarMutation {
     /// A new secret feed URL for your calendar; any earlier one stops working.
     async fn create_calendar_feed(&self, ctx: &Context<'_>) -> async_graphql::Result<CalendarFeed> {
         let token = ical::create_feed(services(ctx), actor(ctx)?).await?;
-        Ok(CalendarFeed {
-            path: format!("/calendar/{token}.ics"),
-            token,
-        })
+        let path = format!("/calendar/{token}.ics");
+        let url = ctx
+            .data::<crate::config::Limits>()
+            .ok()
+            .and_then(|limits| limits.public_url_of(&path));
+        Ok(CalendarFeed { path, url, token })
     }
 
     /// Stops your feed URL from working. Answers whether there was one.

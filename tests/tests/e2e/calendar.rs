@@ -164,10 +164,12 @@ async fn recurring_events_keep_local_time_across_dst_and_the_feed_parses_indepen
     let v = s
         .gql(
             Some(&rep),
-            "mutation { createCalendarFeed { token path } }",
+            "mutation { createCalendarFeed { token path url } }",
             json!({}),
         )
         .await;
+    // No public address configured: a path only.
+    assert!(data(&v)["createCalendarFeed"]["url"].is_null());
     let path = data(&v)["createCalendarFeed"]["path"]
         .as_str()
         .unwrap()
@@ -749,4 +751,37 @@ END:VCALENDAR\r\n";
         )
         .await;
     assert_eq!(data(&v)["importCalendar"]["eventsCreated"], 3);
+}
+
+/// With `ACCORD_PUBLIC_URL` set (behind a proxy, under a path), the feed comes as the
+/// whole address a calendar app subscribes to, and that address's path is served.
+#[tokio::test]
+async fn the_feed_url_is_absolute_when_the_public_address_is_known() {
+    let s = TestServer::start_with(accord::config::Limits {
+        public_url: Some("https://crm.example.com/accord/".into()),
+        ..accord::config::Limits::default()
+    })
+    .await;
+    let token = s.admin().await;
+    let v = s
+        .gql(
+            Some(&token),
+            "mutation { createCalendarFeed { path url } }",
+            json!({}),
+        )
+        .await;
+    let feed = &data(&v)["createCalendarFeed"];
+    let path = feed["path"].as_str().unwrap();
+    assert!(
+        path.starts_with("/calendar/cal_") && path.ends_with(".ics"),
+        "{path}"
+    );
+    assert_eq!(
+        feed["url"].as_str().unwrap(),
+        format!("https://crm.example.com/accord{path}")
+    );
+    let (status, kind, text) = fetch(&s, path).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/calendar"), "{kind}");
+    assert!(text.starts_with("BEGIN:VCALENDAR"));
 }
