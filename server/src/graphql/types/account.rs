@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use super::{
     AccountSize, Conn, Contact, Money, Note, Opportunity, Row, User, connection, nested_first_page,
 };
-use crate::error::AppError;
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders::load_error;
 use crate::graphql::{loaders, wants_total};
@@ -25,33 +24,16 @@ impl Account {
     /// The fields a brief account answers without loading the whole row.
     pub const BRIEF_FIELDS: &'static [&'static str] = &["id", "name"];
 
-    fn key(&self) -> i64 {
-        match &self.0 {
-            Row::Full(m) => m.id,
-            Row::Brief { brief, .. } => brief.id,
-        }
-    }
-
     /// The whole account (see [`Row`]).
     async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&account::Model> {
-        let id = self.key();
-        self.0
-            .whole(|| async move {
-                loaders(ctx)?
-                    .accounts
-                    .load_one(id)
-                    .await
-                    .map_err(load_error)?
-                    .ok_or_else(|| AppError::NotFound("account").into())
-            })
-            .await
+        self.0.whole(&loaders(ctx)?.accounts, "account").await
     }
 }
 
 #[Object]
 impl Account {
     pub async fn id(&self) -> ID {
-        encode(NodeKind::Account, self.key())
+        encode(NodeKind::Account, self.0.key())
     }
     async fn name(&self) -> &str {
         match &self.0 {
@@ -111,7 +93,7 @@ impl Account {
     async fn children(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
         let rows = loaders(ctx)?
             .children_by_account
-            .load_one(self.key())
+            .load_one(self.0.key())
             .await
             .map_err(load_error)?;
         Ok(rows
@@ -168,7 +150,7 @@ impl Account {
         let page = nested_first_page(
             &l.contacts_by_account,
             counts,
-            self.key(),
+            self.0.key(),
             first,
             &order,
             contact::Column::Id,
@@ -191,7 +173,7 @@ impl Account {
         let page = nested_first_page(
             &l.opportunities_by_account,
             counts,
-            self.key(),
+            self.0.key(),
             first,
             &order,
             opportunity::Column::Id,
@@ -207,6 +189,6 @@ impl Account {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx)?.notes_by_account, self.key(), first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_account, self.0.key(), first).await
     }
 }

@@ -3,7 +3,6 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::{Account, Note, OpportunityContactRole, Row};
-use crate::error::AppError;
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
 use crate::graphql::loaders::load_error;
@@ -21,13 +20,6 @@ impl Contact {
     /// The fields a brief contact answers without loading the whole row.
     pub const BRIEF_FIELDS: &'static [&'static str] = &["id", "firstName", "lastName", "fullName"];
 
-    fn key(&self) -> i64 {
-        match &self.0 {
-            Row::Full(m) => m.id,
-            Row::Brief { brief, .. } => brief.id,
-        }
-    }
-
     fn names(&self) -> (&str, &str) {
         match &self.0 {
             Row::Full(m) => (&m.first_name, &m.last_name),
@@ -37,24 +29,14 @@ impl Contact {
 
     /// The whole contact (see [`Row`]).
     async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&contact::Model> {
-        let id = self.key();
-        self.0
-            .whole(|| async move {
-                loaders(ctx)?
-                    .contacts
-                    .load_one(id)
-                    .await
-                    .map_err(load_error)?
-                    .ok_or_else(|| AppError::NotFound("contact").into())
-            })
-            .await
+        self.0.whole(&loaders(ctx)?.contacts, "contact").await
     }
 }
 
 #[Object]
 impl Contact {
     pub async fn id(&self) -> ID {
-        encode(NodeKind::Contact, self.key())
+        encode(NodeKind::Contact, self.0.key())
     }
     async fn first_name(&self) -> &str {
         self.names().0
@@ -116,7 +98,7 @@ impl Contact {
     async fn direct_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Contact>> {
         let rows = loaders(ctx)?
             .reports_by_contact
-            .load_one(self.key())
+            .load_one(self.0.key())
             .await
             .map_err(load_error)?;
         Ok(rows
@@ -135,7 +117,7 @@ impl Contact {
     ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
         let rows = loaders(ctx)?
             .roles_by_contact
-            .load_one(self.key())
+            .load_one(self.0.key())
             .await
             .map_err(load_error)?;
         Ok(rows
@@ -151,6 +133,6 @@ impl Contact {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx)?.notes_by_contact, self.key(), first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_contact, self.0.key(), first).await
     }
 }

@@ -4,11 +4,14 @@
 //! selection the list did not foresee still gets correct data, at the cost of one
 //! statement.
 
-use std::future::Future;
-
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use tokio::sync::OnceCell;
 
-use crate::services::rows::Joined;
+use accord_entities::{account, contact, user};
+
+use crate::error::AppError;
+use crate::graphql::loaders::{LoadError, load_error};
+use crate::services::rows::{AccountBrief, ContactBrief, Joined, UserBrief};
 
 pub enum Row<M, B> {
     Full(M),
@@ -22,19 +25,68 @@ impl<M, B> Row<M, B> {
             whole: OnceCell::new(),
         }
     }
+}
 
-    /// The whole record: at hand, or loaded by `load` the first time it is asked for.
-    pub async fn whole<F, Fut>(&self, load: F) -> async_graphql::Result<&M>
+impl<M: Keyed, B: Keyed> Row<M, B> {
+    /// The record's primary key, which both forms carry.
+    pub fn key(&self) -> i64 {
+        match self {
+            Row::Full(model) => model.key(),
+            Row::Brief { brief, .. } => brief.key(),
+        }
+    }
+
+    /// The whole record: at hand, or loaded through `loader` the first time it is asked
+    /// for; gone meanwhile (deleted, or moved out of sight) answers NOT_FOUND `what`.
+    pub async fn whole<L>(
+        &self,
+        loader: &DataLoader<L, HashMapCache>,
+        what: &'static str,
+    ) -> async_graphql::Result<&M>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = async_graphql::Result<M>>,
+        L: Loader<i64, Value = M, Error = LoadError>,
+        M: Clone + Send + Sync + 'static,
     {
         match self {
             Row::Full(model) => Ok(model),
-            Row::Brief { whole, .. } => whole.get_or_try_init(load).await,
+            Row::Brief { whole, .. } => {
+                let id = self.key();
+                whole
+                    .get_or_try_init(|| async move {
+                        loader
+                            .load_one(id)
+                            .await
+                            .map_err(load_error)?
+                            .ok_or_else(|| AppError::NotFound(what).into())
+                    })
+                    .await
+            }
         }
     }
 }
+
+/// Records known by an `i64` primary key, whole or brief.
+pub trait Keyed {
+    fn key(&self) -> i64;
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {
+        $(impl Keyed for $t {
+            fn key(&self) -> i64 {
+                self.id
+            }
+        })*
+    };
+}
+keyed!(
+    account::Model,
+    AccountBrief,
+    user::Model,
+    UserBrief,
+    contact::Model,
+    ContactBrief
+);
 
 impl<M, B> From<Joined<M, B>> for Row<M, B> {
     fn from(joined: Joined<M, B>) -> Self {

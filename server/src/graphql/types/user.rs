@@ -3,10 +3,8 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::{Role, Row};
-use crate::error::AppError;
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
-use crate::graphql::loaders::load_error;
 use crate::services::rows::UserBrief;
 
 pub struct User(pub Row<user::Model, UserBrief>);
@@ -21,33 +19,16 @@ impl User {
     /// The fields a brief user answers without loading the whole row.
     pub const BRIEF_FIELDS: &'static [&'static str] = &["id", "displayName"];
 
-    fn key(&self) -> i64 {
-        match &self.0 {
-            Row::Full(m) => m.id,
-            Row::Brief { brief, .. } => brief.id,
-        }
-    }
-
     /// The whole user (see [`Row`]).
     async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&user::Model> {
-        let id = self.key();
-        self.0
-            .whole(|| async move {
-                loaders(ctx)?
-                    .users
-                    .load_one(id)
-                    .await
-                    .map_err(load_error)?
-                    .ok_or_else(|| AppError::NotFound("user").into())
-            })
-            .await
+        self.0.whole(&loaders(ctx)?.users, "user").await
     }
 }
 
 #[Object]
 impl User {
     pub async fn id(&self) -> ID {
-        encode(NodeKind::User, self.key())
+        encode(NodeKind::User, self.0.key())
     }
     async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<&str> {
         Ok(&self.model(ctx).await?.email)
