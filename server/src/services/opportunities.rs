@@ -688,7 +688,9 @@ pub async fn list_with_relations(
     want_total: bool,
     widths: RelationWidths,
 ) -> AppResult<Page<OpportunityWithRelations>> {
-    use crate::services::rows::{Reader, read_joined, read_optional, select_all, select_joined};
+    use crate::services::rows::{
+        FullRead, Reader, read_joined, read_optional, select_all, select_joined,
+    };
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
@@ -725,7 +727,7 @@ pub async fn list_with_relations(
     let mut read = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut r = Reader::new(row);
-        let opportunity = <opportunity::Model as crate::services::rows::FullRead>::read(&mut r)?;
+        let opportunity = opportunity::Model::read(&mut r)?;
         let account = read_joined::<AccountBrief>(&mut r, widths.account)?;
         let owner = read_joined::<UserBrief>(&mut r, widths.owner)?;
         let stage = match widths.stage {
