@@ -265,6 +265,11 @@ pub struct Briefs {
     pub contacts: parking_lot::RwLock<HashMap<i64, ContactBrief>>,
 }
 
+/// A brief record read with the page, if there is one for `id`.
+pub fn brief<B: Clone>(map: &parking_lot::RwLock<HashMap<i64, B>>, id: i64) -> Option<B> {
+    map.read().get(&id).cloned()
+}
+
 impl Loaders {
     pub fn new(db: &DatabaseConnection, scope: Arc<Scope>) -> Self {
         fn by_id<E>(db: &DatabaseConnection, visible: Option<Condition>) -> Dl<ById<E>>

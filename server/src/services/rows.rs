@@ -74,9 +74,15 @@ impl<'a> Reader<'a> {
         value
     }
 
-    /// Skips `n` columns (a record that turned out to be absent).
-    pub fn skip(&mut self, n: usize) {
-        self.at += n;
+    /// Whether the record starting at the next column is absent (a LEFT JOIN found
+    /// nothing: its primary key, always its first column, is NULL); if so, skips its
+    /// `width` columns.
+    fn skip_if_absent(&mut self, width: usize) -> Result<bool, DbErr> {
+        let key: Option<i64> = self.row.try_get_by_index(self.at)?;
+        if key.is_none() {
+            self.at += width;
+        }
+        Ok(key.is_none())
     }
 }
 
@@ -108,9 +114,7 @@ pub trait FullRead: Sized {
 /// A model that a LEFT JOIN may leave out: absent when its first column (the primary
 /// key) is NULL.
 pub fn read_optional<M: FullRead>(r: &mut Reader<'_>) -> Result<Option<M>, DbErr> {
-    let probe: Option<i64> = r.row.try_get_by_index(r.at)?;
-    if probe.is_none() {
-        r.skip(M::WIDTH);
+    if r.skip_if_absent(M::WIDTH)? {
         return Ok(None);
     }
     M::read(r).map(Some)
@@ -306,9 +310,7 @@ pub fn read_joined<B: BriefRead>(
         Width::Skip => Ok(None),
         Width::Full => Ok(read_optional::<B::Model>(r)?.map(Joined::Full)),
         Width::Brief => {
-            let probe: Option<i64> = r.row.try_get_by_index(r.at)?;
-            if probe.is_none() {
-                r.skip(B::brief_columns().len());
+            if r.skip_if_absent(B::brief_columns().len())? {
                 return Ok(None);
             }
             B::read(r).map(|b| Some(Joined::Brief(b)))

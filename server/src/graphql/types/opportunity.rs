@@ -61,13 +61,7 @@ impl Opportunity {
         ) {
             return Ok(None);
         }
-        let brief = loaders
-            .briefs
-            .accounts
-            .read()
-            .get(&self.0.account_id)
-            .cloned();
-        if let Some(brief) = brief {
+        if let Some(brief) = loaders::brief(&loaders.briefs.accounts, self.0.account_id) {
             return Ok(Some(Account(Row::brief(brief))));
         }
         Ok(loaders
@@ -79,8 +73,7 @@ impl Opportunity {
     }
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let loaders = loaders(ctx)?;
-        let brief = loaders.briefs.users.read().get(&self.0.owner_id).cloned();
-        if let Some(brief) = brief {
+        if let Some(brief) = loaders::brief(&loaders.briefs.users, self.0.owner_id) {
             return Ok(Some(User(Row::brief(brief))));
         }
         Ok(loaders
@@ -214,13 +207,7 @@ impl OpportunityContactRole {
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         let loaders = loaders(ctx)?;
-        let brief = loaders
-            .briefs
-            .contacts
-            .read()
-            .get(&self.0.contact_id)
-            .cloned();
-        if let Some(brief) = brief {
+        if let Some(brief) = loaders::brief(&loaders.briefs.contacts, self.0.contact_id) {
             return Ok(Some(Contact(Row::brief(brief))));
         }
         Ok(loaders
