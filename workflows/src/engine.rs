@@ -439,18 +439,75 @@ fn pre_scan(source: &str) -> Result<(), Diagnostic> {
 /// code, since `${...}` interpolates), so the server may skip loading what a script
 /// answering false cannot read.
 pub fn mentions(source: &str, variable: &str) -> bool {
+    let mut found = false;
+    code_words(source, |word| found |= word == variable);
+    found
+}
+
+/// Calls `each` with every word (identifier or keyword) of `source`'s code, in order.
+fn code_words(source: &str, mut each: impl FnMut(&str)) {
     let mut word = String::new();
     for (c, _, _) in CodeChars::new(source).chain([(' ', 0, 0)]) {
         if c.is_alphanumeric() || c == '_' {
             word.push(c);
-        } else {
-            if word == variable {
-                return true;
-            }
+        } else if !word.is_empty() {
+            each(&word);
             word.clear();
         }
     }
-    false
+}
+
+/// The parts of a [`StageContext`] that cost the server reads of their own, and whether
+/// a script can read each. A part a script cannot read may be left empty.
+///
+/// A script reaches a context variable only by its name (there is no `eval` and no
+/// look-up of a variable by a string), and `has_role` reads the contact roles. A host
+/// function can also be called through a function pointer made from a string
+/// (`Fn("has_role")`), whose name is then invisible here, so a script that makes one
+/// reads everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// `roles`, and `has_role`.
+    pub roles: bool,
+    /// `history`.
+    pub history: bool,
+    /// `activity`.
+    pub activity: bool,
+    /// `committee`.
+    pub committee: bool,
+}
+
+impl Reads {
+    pub const ALL: Reads = Reads {
+        roles: true,
+        history: true,
+        activity: true,
+        committee: true,
+    };
+
+    /// What `source` can read, found from the names in its code.
+    pub fn of(source: &str) -> Reads {
+        let mut reads = Reads::default();
+        code_words(source, |word| match word {
+            "roles" | "has_role" => reads.roles = true,
+            "history" => reads.history = true,
+            "activity" => reads.activity = true,
+            "committee" => reads.committee = true,
+            "Fn" => reads = Reads::ALL,
+            _ => {}
+        });
+        reads
+    }
+
+    /// What either of two scripts can read.
+    pub fn and(self, other: Reads) -> Reads {
+        Reads {
+            roles: self.roles || other.roles,
+            history: self.history || other.history,
+            activity: self.activity || other.activity,
+            committee: self.committee || other.committee,
+        }
+    }
 }
 
 /// The characters of a script that are code, with their line and column. A string or

@@ -220,6 +220,48 @@ mod tests {
     }
 
     #[test]
+    fn reads_names_the_context_parts_a_script_can_reach() {
+        use crate::engine::Reads;
+        assert_eq!(
+            Reads::of("require(deal.amount > 0, \"an amount\")"),
+            Reads::default()
+        );
+        assert_eq!(
+            Reads::of("require(has_role(\"champion\"), \"a champion\")"),
+            Reads {
+                roles: true,
+                ..Reads::default()
+            }
+        );
+        assert_eq!(
+            Reads::of("if history.len() > 3 && activity.count == 0 { deny(\"stalled\") }"),
+            Reads {
+                history: true,
+                activity: true,
+                ..Reads::default()
+            }
+        );
+        // Named only in text: nothing to load.
+        assert_eq!(
+            Reads::of("deny(\"no roles, history, activity or committee\") // roles"),
+            Reads::default()
+        );
+        // A host function called through a pointer made from a string is invisible to
+        // the scan, so such a script reads everything. It does run:
+        let sneaky = "let f = Fn(\"has_\" + \"role\"); if !f.call(\"champion\") { deny(\"x\") }";
+        assert_eq!(Reads::of(sneaky), Reads::ALL);
+        assert!(run(sneaky, Event::Enter).is_ok());
+        assert_eq!(
+            Reads::of("roles.len()").and(Reads::of("committee.blockers")),
+            Reads {
+                roles: true,
+                committee: true,
+                ..Reads::default()
+            }
+        );
+    }
+
+    #[test]
     fn pre_scan_refuses_deep_nesting_and_oversize_sources() {
         let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
         let errors = compile(&deep).err().expect("refused");

@@ -17,6 +17,7 @@ pub mod org_chart;
 pub mod org_chart_render;
 pub mod pagination;
 pub mod pipelines;
+pub mod published_scripts;
 pub mod recurrence;
 pub mod reminders;
 pub mod rows;
@@ -54,6 +55,8 @@ pub struct Services {
     pub sandbox: std::sync::Arc<crate::sandbox::Sandbox>,
     /// Where webhooks may point (checked when one is registered).
     pub egress: std::sync::Arc<crate::scheduler::egress::Egress>,
+    /// The published stage scripts by stage, as stage moves read them.
+    pub scripts: std::sync::Arc<published_scripts::PublishedScripts>,
 }
 
 impl Services {
@@ -74,6 +77,7 @@ impl Services {
             password_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
             sandbox,
             egress: std::sync::Arc::default(),
+            scripts: std::sync::Arc::default(),
         }
     }
 

@@ -28,7 +28,9 @@ use crate::services::pagination::{
 };
 use crate::services::pipelines::entry_stage;
 use crate::services::reminders;
-use crate::services::rows::{AccountBrief, Joined, UserBrief, Width};
+use crate::services::rows::{
+    AccountBrief, FullRead, Joined, Reader, UserBrief, Width, read_optional, select_all,
+};
 use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
 use crate::services::{
     Patch, Services, audit, gate_opportunity, stage_scripts, territories, update_if_version,
@@ -237,6 +239,7 @@ async fn write_new<C: ConnectionTrait>(
         stage,
         transition_id,
         now,
+        None,
     )
     .await?;
     audit::record(
@@ -408,49 +411,98 @@ pub async fn move_stage(
         .await?;
     let lost_reason = optional_text("lostReason", lost_reason.as_deref(), LOST_REASON_MAX)?;
     let scope = svc.authz.scope(actor).await;
+    let wanted = WantedMove {
+        id,
+        version,
+        stage_id,
+        lost_reason,
+    };
+    // A move is decided on the stage scripts this instance has cached. If its
+    // transaction finds that they changed in the meantime, it is decided once more on
+    // fresh ones.
+    for _ in 0..2 {
+        if let Some(after) = try_move(svc, actor, &scope, &wanted).await? {
+            return Ok(after);
+        }
+    }
+    Err(AppError::Conflict(
+        "the stage scripts changed while this move was being decided; try again".into(),
+    ))
+}
+
+/// What a caller asked a move to do.
+struct WantedMove {
+    id: i64,
+    version: i32,
+    stage_id: i64,
+    lost_reason: Option<String>,
+}
+
+/// One attempt at a move: `None` when the stage scripts changed between deciding and
+/// writing (nothing was written).
+async fn try_move(
+    svc: &Services,
+    actor: &Actor,
+    scope: &Arc<Scope>,
+    wanted: &WantedMove,
+) -> AppResult<Option<opportunity::Model>> {
+    let id = wanted.id;
     // First the deal as it is and what the stage scripts decide about the move, outside
     // the write transaction: a script never holds the database's write lock. The
-    // transaction below re-reads the deal at the same version, so nothing the scripts
-    // saw can have changed underneath.
-    let current = load_for_write(&svc.db, &scope, AccessLevel::Edit, id, version).await?;
-    let target = stage_in_pipeline(&svc.db, stage_id, current.pipeline_id).await?;
-    if target.id == current.stage_id {
+    // transaction writes only over the deal as read here (see `save_over`), so nothing
+    // the scripts saw of it can have changed underneath.
+    let (moving, stages) = read_moving(&svc.db, id)
+        .await?
+        .ok_or(AppError::NotFound("opportunity"))?;
+    let before = &moving.deal;
+    gate_opportunity(scope, before, AccessLevel::Edit)?;
+    if before.version != wanted.version {
+        return Err(AppError::stale_version("opportunity"));
+    }
+    let target = match stages.get(&wanted.stage_id) {
+        Some(stage) => stage.clone(),
+        None => return Err(not_in_pipeline(&svc.db, wanted.stage_id).await?),
+    };
+    if target.id == before.stage_id {
         return Err(AppError::validation(
             "stageId",
             "the opportunity is already in this stage",
         ));
     }
-    if target.kind == StageKind::Lost && lost_reason.is_none() {
+    if target.kind == StageKind::Lost && wanted.lost_reason.is_none() {
         return Err(AppError::validation(
             "lostReason",
             "a lost reason is required to close a deal as lost",
         ));
     }
-    if target.kind != StageKind::Lost && lost_reason.is_some() {
+    if target.kind != StageKind::Lost && wanted.lost_reason.is_some() {
         return Err(AppError::validation(
             "lostReason",
             "only a lost stage takes a lost reason",
         ));
     }
     let now = Utc::now();
-    let decision = stage_scripts::decide_move(svc, scope.clone(), &current, &target, now).await?;
+    let Some(decision) =
+        stage_scripts::decide_move(svc, scope.clone(), &moving, &stages, &target, now).await?
+    else {
+        return Ok(None);
+    };
 
     let txn = begin_write(&svc.db).await?;
-    let before = load_for_write(&txn, &scope, AccessLevel::Edit, id, version).await?;
-    decision
-        .still_current(&txn, before.stage_id, target.id)
-        .await?;
+    if !decision.still_current(svc, &txn).await? {
+        return Ok(None);
+    }
     let seconds_in_previous = (now - before.stage_entered_at).num_seconds().max(0);
     let mut active: opportunity::ActiveModel = before.clone().into();
     active.stage_id = Set(target.id);
     active.stage_entered_at = Set(now);
-    active.lost_reason = Set(lost_reason);
+    active.lost_reason = Set(wanted.lost_reason.clone());
     active.closed_at = Set(match target.kind {
         StageKind::Open => None,
         StageKind::Won | StageKind::Lost => Some(now),
     });
     let close_date_moved = stage_scripts::set_fields(&mut active, &decision, &target.name)?;
-    let after = save(&txn, active, version).await?;
+    let after = save_over(&txn, scope, active, before).await?;
     let transition_id = log_transition(
         &txn,
         actor,
@@ -473,6 +525,7 @@ pub async fn move_stage(
         &target,
         transition_id,
         now,
+        moving.owner.as_ref(),
     )
     .await?;
     let mut moved = 0;
@@ -485,7 +538,7 @@ pub async fn move_stage(
         "move_stage",
         "Opportunity",
         id,
-        Some(&before),
+        Some(before),
         Some(&after),
     )
     .await?;
@@ -497,7 +550,108 @@ pub async fn move_stage(
     }
     svc.events
         .opportunity(Operation::StageChanged, &after, actor.user_id);
-    Ok(after)
+    Ok(Some(after))
+}
+
+/// A deal about to move, with what deciding the move needs, in one statement: its
+/// account and owner (what its scripts see of them) and every stage of its pipeline
+/// (the target, and the names its scripts see). `None` when there is no such deal.
+async fn read_moving<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+) -> AppResult<Option<(stage_scripts::Parties, stage_scripts::Stages)>> {
+    use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
+    let mut statement = Query::select();
+    statement
+        .from(opportunity::Entity)
+        .join(
+            JoinType::LeftJoin,
+            account::Entity,
+            Expr::col((account::Entity, account::Column::Id))
+                .equals((opportunity::Entity, opportunity::Column::AccountId)),
+        )
+        .join(
+            JoinType::LeftJoin,
+            user::Entity,
+            Expr::col((user::Entity, user::Column::Id))
+                .equals((opportunity::Entity, opportunity::Column::OwnerId)),
+        )
+        .join(
+            JoinType::InnerJoin,
+            stage::Entity,
+            Expr::col((stage::Entity, stage::Column::PipelineId))
+                .equals((opportunity::Entity, opportunity::Column::PipelineId)),
+        )
+        .and_where(opportunity::Column::Id.eq(id));
+    select_all::<opportunity::Entity>(&mut statement);
+    select_all::<account::Entity>(&mut statement);
+    select_all::<user::Entity>(&mut statement);
+    select_all::<stage::Entity>(&mut statement);
+    let rows = db.query_all(&statement).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut r = Reader::new(first);
+    let moving = stage_scripts::Parties {
+        deal: opportunity::Model::read(&mut r)?,
+        account: read_optional::<account::Model>(&mut r)?,
+        owner: read_optional::<user::Model>(&mut r)?,
+    };
+    let parties_width = opportunity::Model::WIDTH + account::Model::WIDTH + user::Model::WIDTH;
+    let mut stages = stage_scripts::Stages::new();
+    for row in &rows {
+        let mut r = Reader::new(row);
+        r.skip(parties_width);
+        let stage = stage::Model::read(&mut r)?;
+        stages.insert(stage.id, stage);
+    }
+    Ok(Some((moving, stages)))
+}
+
+/// Why a stage is not one of a deal's pipeline.
+async fn not_in_pipeline<C: ConnectionTrait>(db: &C, stage_id: i64) -> AppResult<AppError> {
+    Ok(match stage::Entity::find_by_id(stage_id).one(db).await? {
+        Some(_) => AppError::validation(
+            "stageId",
+            "stage does not belong to the opportunity's pipeline",
+        ),
+        None => AppError::validation("stageId", "no such stage"),
+    })
+}
+
+/// Writes `active` over `before`, the deal as read (and permission-checked) before the
+/// transaction, only if it is still exactly that deal: the same version and the same
+/// territory. Every change to a deal bumps its version except an account's move to
+/// another territory, which its deals follow without one.
+async fn save_over<C: ConnectionTrait>(
+    txn: &C,
+    scope: &Scope,
+    mut active: opportunity::ActiveModel,
+    before: &opportunity::Model,
+) -> AppResult<opportunity::Model> {
+    active.version = Set(before.version + 1);
+    active.updated_at = Set(Utc::now());
+    let same_territory = match before.territory_id {
+        Some(t) => opportunity::Column::TerritoryId.eq(t),
+        None => opportunity::Column::TerritoryId.is_null(),
+    };
+    let written = opportunity::Entity::update_many()
+        .set(active.clone())
+        .filter(opportunity::Column::Id.eq(before.id))
+        .filter(opportunity::Column::Version.eq(before.version))
+        .filter(same_territory)
+        .exec(txn)
+        .await?;
+    if written.rows_affected == 0 {
+        // Say why: the deal is gone, out of the caller's reach now, or changed.
+        load_for_write(txn, scope, AccessLevel::Edit, before.id, before.version).await?;
+        return Err(AppError::Conflict(
+            "the opportunity moved to another territory while this change was being made; \
+             try again"
+                .into(),
+        ));
+    }
+    sea_orm::TryIntoModel::try_into_model(active).map_err(AppError::internal)
 }
 
 pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> AppResult<()> {
@@ -688,9 +842,7 @@ pub async fn list_with_relations(
     want_total: bool,
     widths: RelationWidths,
 ) -> AppResult<Page<OpportunityWithRelations>> {
-    use crate::services::rows::{
-        FullRead, Reader, read_joined, read_optional, select_all, select_joined,
-    };
+    use crate::services::rows::{read_joined, select_joined};
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;

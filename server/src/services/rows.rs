@@ -74,6 +74,11 @@ impl<'a> Reader<'a> {
         value
     }
 
+    /// Passes over the next `columns` columns.
+    pub fn skip(&mut self, columns: usize) {
+        self.at += columns;
+    }
+
     /// Whether the record starting at the next column is absent (a LEFT JOIN found
     /// nothing: its primary key, always its first column, is NULL); if so, skips its
     /// `width` columns.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use accord_entities::territory_membership::AccessLevel;
 use accord_entities::{opportunity, stage_transition};
+use accord_workflows::engine::Reads;
 use accord_workflows::{Action, Event, Outcome};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
@@ -16,8 +17,8 @@ use crate::error::AppResult;
 use crate::sandbox::{Lane, SandboxError};
 use crate::services::Services;
 use crate::services::stage_scripts::{
-    DealFacts, context, describe, facts, get, problems, published, reads_committee, require_editor,
-    stage_and_pipeline, stage_name, stages,
+    DealFacts, context, describe, facts, get, problems, published, require_editor,
+    stage_and_pipeline, stage_name, stages, with_parties,
 };
 
 /// Most transitions one replay reads.
@@ -136,8 +137,17 @@ pub async fn replay(
         differing: 0,
         truncated,
     };
-    let with_committee = reads_committee(&script.source)
-        || active.as_ref().is_some_and(|a| reads_committee(&a.source));
+    // The history is always read: a replay sets each deal back to where it stood
+    // before the replayed transition from it.
+    let reads = active
+        .as_ref()
+        .map_or(Reads::of(&script.source), |a| {
+            Reads::of(&script.source).and(Reads::of(&a.source))
+        })
+        .and(Reads {
+            history: true,
+            ..Reads::default()
+        });
     for chunk in transitions.chunks(500) {
         let mut ids: Vec<i64> = chunk.iter().map(|t| t.opportunity_id).collect();
         ids.sort_unstable();
@@ -146,12 +156,17 @@ pub async fn replay(
             .filter(opportunity::Column::Id.is_in(ids))
             .all(&svc.db)
             .await?;
-        let facts: HashMap<i64, DealFacts> =
-            facts(&svc.db, &[&scope], &names, deals, with_committee)
-                .await?
-                .into_iter()
-                .map(|f| (f.deal.id, f))
-                .collect();
+        let facts: HashMap<i64, DealFacts> = facts(
+            &svc.db,
+            &[&scope],
+            &names,
+            with_parties(&svc.db, deals).await?,
+            reads,
+        )
+        .await?
+        .into_iter()
+        .map(|f| (f.deal.id, f))
+        .collect();
         for t in chunk {
             let Some(f) = facts.get(&t.opportunity_id) else {
                 continue;

@@ -17,7 +17,7 @@ use accord_workflows::context::{
     AccountView, ActivityView, CommitteeView, ContactRoleView, DealView, ENGAGED_DAYS,
     TransitionView, UserView,
 };
-use accord_workflows::engine::MAX_SOURCE_BYTES;
+use accord_workflows::engine::{MAX_SOURCE_BYTES, Reads};
 use accord_workflows::{
     Action, Anchor, Diagnostic, Event, Outcome, Recipient, SettableField, StageContext,
 };
@@ -35,6 +35,7 @@ use crate::authz::{Action as Permission, Resource, Scope};
 use crate::db::{begin_write, serialize_on};
 use crate::error::{AppError, AppResult};
 use crate::sandbox::{Lane, SandboxError};
+use crate::services::published_scripts::{self, Published, Stamp};
 use crate::services::validate::optional_text;
 use crate::services::{Services, audit};
 use crate::services::{org_chart, reminders};
@@ -236,23 +237,15 @@ pub async fn versions(
         .await?)
 }
 
-/// The version that runs for a stage, if any.
+/// The version that runs for a stage, if any, read now.
 pub async fn published<C: ConnectionTrait>(
     db: &C,
     stage_id: i64,
 ) -> AppResult<Option<stage_script::Model>> {
-    Ok(published_in(db, &[stage_id]).await?.pop())
-}
-
-/// The versions that run for some stages (at most one each).
-async fn published_in<C: ConnectionTrait>(
-    db: &C,
-    stage_ids: &[i64],
-) -> AppResult<Vec<stage_script::Model>> {
     Ok(stage_script::Entity::find()
-        .filter(stage_script::Column::StageId.is_in(stage_ids.iter().copied()))
+        .filter(stage_script::Column::StageId.eq(stage_id))
         .filter(stage_script::Column::Status.eq(ScriptStatus::Published))
-        .all(db)
+        .one(db)
         .await?)
 }
 
@@ -305,6 +298,7 @@ pub async fn publish(svc: &Services, actor: &Actor, id: i64) -> AppResult<stage_
     )
     .await?;
     txn.commit().await?;
+    svc.scripts.forget(&[after.stage_id]);
     Ok(after)
 }
 
@@ -336,7 +330,47 @@ pub async fn archive(svc: &Services, actor: &Actor, id: i64) -> AppResult<stage_
     )
     .await?;
     txn.commit().await?;
+    svc.scripts.forget(&[after.stage_id]);
     Ok(after)
+}
+
+/// A deal with the records a script sees of it directly: its account and its owner.
+#[derive(Debug, Clone)]
+pub(crate) struct Parties {
+    pub(crate) deal: opportunity::Model,
+    pub(crate) account: Option<account::Model>,
+    pub(crate) owner: Option<user::Model>,
+}
+
+/// `deals` with their accounts and owners, in two statements.
+pub(super) async fn with_parties<C: ConnectionTrait>(
+    db: &C,
+    deals: Vec<opportunity::Model>,
+) -> AppResult<Vec<Parties>> {
+    let account_ids: Vec<i64> = deals.iter().map(|d| d.account_id).collect();
+    let accounts: HashMap<i64, account::Model> = account::Entity::find()
+        .filter(account::Column::Id.is_in(account_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect();
+    let owner_ids: Vec<i64> = deals.iter().map(|d| d.owner_id).collect();
+    let owners: HashMap<i64, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(owner_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    Ok(deals
+        .into_iter()
+        .map(|deal| Parties {
+            account: accounts.get(&deal.account_id).cloned(),
+            owner: owners.get(&deal.owner_id).cloned(),
+            deal,
+        })
+        .collect())
 }
 
 /// Where a deal stands for a script: the facts, before any move.
@@ -350,127 +384,120 @@ pub(super) struct DealFacts {
     history: Vec<stage_transition::Model>,
     notes: Vec<DateTime<Utc>>,
     committee: CommitteeView,
-    /// Whether `committee` was loaded (otherwise it is empty, not a real committee).
-    has_committee: bool,
 }
 
 /// Loads the facts of `deals` in a few statements, whatever their number. Accounts and
 /// contacts any of the `viewers` may not read stay out: a script sees at most what both
 /// its publisher and the person moving (or looking at, or testing) the deal may see.
-/// The buying committee costs a handful of statements per deal, so it is loaded only
-/// `with_committee` (for scripts that read it); it is today's, even in a replay.
+/// Only the parts the scripts to run can read (`reads`) are loaded; the others stay
+/// empty. The buying committee costs a handful of statements per deal; it is today's,
+/// even in a replay.
 pub(super) async fn facts<C: ConnectionTrait>(
     db: &C,
     viewers: &[&Scope],
     stages: &Stages,
-    deals: Vec<opportunity::Model>,
-    with_committee: bool,
+    deals: Vec<Parties>,
+    reads: Reads,
 ) -> AppResult<Vec<DealFacts>> {
     let sees = |territory: Option<i64>| {
         viewers
             .iter()
             .all(|v| v.allows(territory, AccessLevel::Read))
     };
-    let ids: Vec<i64> = deals.iter().map(|d| d.id).collect();
-    let account_ids: Vec<i64> = deals.iter().map(|d| d.account_id).collect();
-    let accounts: HashMap<i64, account::Model> = account::Entity::find()
-        .filter(account::Column::Id.is_in(account_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .filter(|a| sees(a.territory_id))
-        .map(|a| (a.id, a))
-        .collect();
-    let owner_ids: Vec<i64> = deals.iter().map(|d| d.owner_id).collect();
-    let owners: HashMap<i64, user::Model> = user::Entity::find()
-        .filter(user::Column::Id.is_in(owner_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
+    let ids: Vec<i64> = deals.iter().map(|d| d.deal.id).collect();
     let mut roles: HashMap<i64, Vec<ContactRoleView>> = HashMap::new();
-    for (r, c) in role::Entity::find()
-        .filter(role::Column::OpportunityId.is_in(ids.clone()))
-        .find_also_related(contact::Entity)
-        .all(db)
-        .await?
-    {
-        let Some(c) = c.filter(|c| sees(c.territory_id)) else {
-            continue;
-        };
-        roles
-            .entry(r.opportunity_id)
-            .or_default()
-            .push(ContactRoleView {
-                contact: format!("{} {}", c.first_name, c.last_name),
-                title: c.title,
-                role: r.role.to_value(),
-                primary: r.is_primary,
-            });
+    if reads.roles {
+        for (r, c) in role::Entity::find()
+            .filter(role::Column::OpportunityId.is_in(ids.clone()))
+            .find_also_related(contact::Entity)
+            .all(db)
+            .await?
+        {
+            let Some(c) = c.filter(|c| sees(c.territory_id)) else {
+                continue;
+            };
+            roles
+                .entry(r.opportunity_id)
+                .or_default()
+                .push(ContactRoleView {
+                    contact: format!("{} {}", c.first_name, c.last_name),
+                    title: c.title,
+                    role: r.role.to_value(),
+                    primary: r.is_primary,
+                });
+        }
     }
     let mut history: HashMap<i64, Vec<stage_transition::Model>> = HashMap::new();
-    // One deal (a move, a dry run) needs only the latest moves a script is shown;
-    // several (a replay) need all of them, to cut each at its own moment.
-    let rows = stage_transition::Entity::find()
-        .filter(stage_transition::Column::OpportunityId.is_in(ids.clone()))
-        .order_by_desc(stage_transition::Column::TransitionedAt)
-        .order_by_desc(stage_transition::Column::Id)
-        .apply_if(
-            (ids.len() == 1).then_some(HISTORY_MAX as u64),
-            QuerySelect::limit,
-        )
-        .all(db)
-        .await?;
-    for t in rows.into_iter().rev() {
-        history.entry(t.opportunity_id).or_default().push(t);
+    if reads.history {
+        // One deal (a move, a dry run) needs only the latest moves a script is shown;
+        // several (a replay) need all of them, to cut each at its own moment.
+        let rows = stage_transition::Entity::find()
+            .filter(stage_transition::Column::OpportunityId.is_in(ids.clone()))
+            .order_by_desc(stage_transition::Column::TransitionedAt)
+            .order_by_desc(stage_transition::Column::Id)
+            .apply_if(
+                (ids.len() == 1).then_some(HISTORY_MAX as u64),
+                QuerySelect::limit,
+            )
+            .all(db)
+            .await?;
+        for t in rows.into_iter().rev() {
+            history.entry(t.opportunity_id).or_default().push(t);
+        }
     }
     let mut notes: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
-    for (deal, at) in note::Entity::find()
-        .select_only()
-        .column(note::Column::OpportunityId)
-        .column(note::Column::CreatedAt)
-        .filter(note::Column::OpportunityId.is_in(ids))
-        .order_by_asc(note::Column::CreatedAt)
-        .into_tuple::<(Option<i64>, DateTime<Utc>)>()
-        .all(db)
-        .await?
-    {
-        if let Some(deal) = deal {
-            notes.entry(deal).or_default().push(at);
+    if reads.activity {
+        for (deal, at) in note::Entity::find()
+            .select_only()
+            .column(note::Column::OpportunityId)
+            .column(note::Column::CreatedAt)
+            .filter(note::Column::OpportunityId.is_in(ids))
+            .order_by_asc(note::Column::CreatedAt)
+            .into_tuple::<(Option<i64>, DateTime<Utc>)>()
+            .all(db)
+            .await?
+        {
+            if let Some(deal) = deal {
+                notes.entry(deal).or_default().push(at);
+            }
         }
     }
     let mut committees: HashMap<i64, CommitteeView> = HashMap::new();
-    if with_committee {
+    if reads.committee {
         let view = ReadView::of(viewers);
         let now = Utc::now();
-        for deal in &deals {
-            let c = org_chart::committee_of(db, &view, deal.clone(), ENGAGED_DAYS, now).await?;
-            committees.insert(deal.id, committee_view(&c));
+        for d in &deals {
+            let c = org_chart::committee_of(db, &view, d.deal.clone(), ENGAGED_DAYS, now).await?;
+            committees.insert(d.deal.id, committee_view(&c));
         }
     }
     Ok(deals
         .into_iter()
-        .map(|deal| {
-            let stage = stages.get(&deal.stage_id);
-            DealFacts {
-                committee: committees.remove(&deal.id).unwrap_or_default(),
-                has_committee: with_committee,
-                stage_name: stage.map(|s| s.name.clone()).unwrap_or_default(),
-                probability: stage.map_or(0, |s| s.probability),
-                account: accounts.get(&deal.account_id).cloned(),
-                owner: owners.get(&deal.owner_id).cloned(),
-                roles: roles.remove(&deal.id).unwrap_or_default(),
-                history: history.remove(&deal.id).unwrap_or_default(),
-                notes: notes.remove(&deal.id).unwrap_or_default(),
-                deal,
-            }
-        })
+        .map(
+            |Parties {
+                 deal,
+                 account,
+                 owner,
+             }| {
+                let stage = stages.get(&deal.stage_id);
+                DealFacts {
+                    committee: committees.remove(&deal.id).unwrap_or_default(),
+                    stage_name: stage.map(|s| s.name.clone()).unwrap_or_default(),
+                    probability: stage.map_or(0, |s| s.probability),
+                    account: account.filter(|a| sees(a.territory_id)),
+                    owner,
+                    roles: roles.remove(&deal.id).unwrap_or_default(),
+                    history: history.remove(&deal.id).unwrap_or_default(),
+                    notes: notes.remove(&deal.id).unwrap_or_default(),
+                    deal,
+                }
+            },
+        )
         .collect())
 }
 
 /// Every stage by id: loaded once per request, for names and probabilities.
-pub(super) type Stages = HashMap<i64, stage::Model>;
+pub(crate) type Stages = HashMap<i64, stage::Model>;
 
 pub(super) async fn stages<C: ConnectionTrait>(db: &C) -> AppResult<Stages> {
     Ok(stage::Entity::find()
@@ -597,12 +624,6 @@ fn committee_view(c: &org_chart::Committee) -> CommitteeView {
     }
 }
 
-/// Whether a script reads the buying committee (loading it costs several statements).
-/// A script that only says "committee" in a message or a comment does not.
-pub(super) fn reads_committee(source: &str) -> bool {
-    accord_workflows::engine::mentions(source, "committee")
-}
-
 fn script_failed(stage: &str, err: SandboxError) -> AppResult<AppError> {
     Ok(AppError::ScriptFailed {
         stage: stage.to_owned(),
@@ -615,48 +636,89 @@ pub struct MoveDecision {
     pub script_id: Option<i64>,
     enter: Option<Outcome>,
     exit: Option<(i64, Outcome)>,
+    /// The scripts (and publishers) of the stages left and entered that it ran on.
+    ran_on: Vec<Stamp>,
 }
 
 /// Runs the leaving stage's exit actions and the target stage's guard and entry actions
 /// for a deal about to move. A denial or a failing script refuses the move. Runs before
 /// the write transaction: a script never holds the database's write lock.
+///
+/// The scripts come from the instance's cache. `None` means they had changed (on
+/// another instance): the cache has forgotten them and the move must be decided again.
+/// A decision to go ahead is checked by the transaction ([`MoveDecision::still_current`]);
+/// a refusal is checked here before it is answered.
 pub(crate) async fn decide_move(
     svc: &Services,
     mover: Arc<Scope>,
-    deal: &opportunity::Model,
+    moving: &Parties,
+    names: &Stages,
     target: &stage::Model,
     now: DateTime<Utc>,
-) -> AppResult<MoveDecision> {
-    let mut scripts = published_in(&svc.db, &[target.id, deal.stage_id]).await?;
+) -> AppResult<Option<MoveDecision>> {
+    let stages = [moving.deal.stage_id, target.id];
+    let mut scripts = svc.scripts.of(&svc.db, &stages).await?;
     let entering = scripts
         .iter()
-        .position(|s| s.stage_id == target.id)
+        .position(|s| s.script.stage_id == target.id)
         .map(|i| scripts.swap_remove(i));
     let leaving = scripts.pop();
-    if entering.is_none() && leaving.is_none() {
-        return Ok(MoveDecision {
-            script_id: None,
-            enter: None,
-            exit: None,
-        });
+    let ran_on = vec![
+        Stamp::of(moving.deal.stage_id, leaving.as_deref()),
+        Stamp::of(target.id, entering.as_deref()),
+    ];
+    let scripts = MoveScripts { entering, leaving };
+    match run_move_scripts(svc, mover, moving, names, target, now, scripts).await {
+        Ok((enter, exit)) => Ok(Some(MoveDecision {
+            script_id: ran_on[1].script_id,
+            enter,
+            exit,
+            ran_on,
+        })),
+        Err(refusal @ (AppError::GuardDenied { .. } | AppError::ScriptFailed { .. })) => {
+            if published_scripts::stamps(&svc.db, &stages).await? != ran_on {
+                svc.scripts.forget(&stages);
+                return Ok(None);
+            }
+            Err(refusal)
+        }
+        Err(other) => Err(other),
     }
-    let names = stages(&svc.db).await?;
-    let mut views = AuthorViews::new(mover);
-    let mut decision = MoveDecision {
-        script_id: entering.as_ref().map(|s| s.id),
-        enter: None,
-        exit: None,
-    };
+}
+
+/// The published scripts of the stage a move enters and the stage it leaves.
+struct MoveScripts {
+    entering: Option<Arc<Published>>,
+    leaving: Option<Arc<Published>>,
+}
+
+/// Runs a move's scripts: the entry outcome, and the exit outcome with its script.
+async fn run_move_scripts(
+    svc: &Services,
+    mover: Arc<Scope>,
+    moving: &Parties,
+    names: &Stages,
+    target: &stage::Model,
+    now: DateTime<Utc>,
+    MoveScripts { entering, leaving }: MoveScripts,
+) -> AppResult<(Option<Outcome>, Option<(i64, Outcome)>)> {
+    let deal = &moving.deal;
+    let reads = [&entering, &leaving]
+        .into_iter()
+        .flatten()
+        .fold(Reads::default(), |r, p| r.and(Reads::of(&p.script.source)));
+    let mut views = AuthorViews::new(mover, reads);
+    let mut enter = None;
     if let Some(script) = entering {
         let outcome = run_for_move(
             svc,
             &svc.db,
             &mut views,
             &script,
-            deal,
-            &names,
+            moving,
+            names,
             Event::Enter,
-            (&target.name, stage_name(&names, deal.stage_id)),
+            (&target.name, stage_name(names, deal.stage_id)),
             now,
         )
         .await?;
@@ -666,25 +728,26 @@ pub(crate) async fn decide_move(
                 message,
             });
         }
-        decision.enter = Some(outcome);
+        enter = Some(outcome);
     }
+    let mut exit = None;
     if let Some(script) = leaving {
-        let leaving_name = stage_name(&names, deal.stage_id).unwrap_or_default();
+        let leaving_name = stage_name(names, deal.stage_id).unwrap_or_default();
         let outcome = run_for_move(
             svc,
             &svc.db,
             &mut views,
             &script,
-            deal,
-            &names,
+            moving,
+            names,
             Event::Exit,
             (&leaving_name, Some(leaving_name.clone())),
             now,
         )
         .await?;
-        decision.exit = Some((script.id, outcome));
+        exit = Some((script.script.id, outcome));
     }
-    Ok(decision)
+    Ok((enter, exit))
 }
 
 /// Runs the entry stage's guard and entry actions for a deal being created (`deal` is
@@ -698,20 +761,26 @@ pub(crate) async fn decide_entry<C: ConnectionTrait>(
     target: &stage::Model,
     now: DateTime<Utc>,
 ) -> AppResult<MoveDecision> {
-    let Some(script) = published(db, target.id).await? else {
+    let Some(script) = published_scripts::load(db, &[target.id]).await?.pop() else {
         return Ok(MoveDecision {
             script_id: None,
             enter: None,
             exit: None,
+            ran_on: Vec::new(),
         });
     };
     let names = stages(db).await?;
+    let moving = with_parties(db, vec![deal.clone()])
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("opportunity"))?;
+    let reads = Reads::of(&script.script.source);
     let outcome = run_for_move(
         svc,
         db,
-        &mut AuthorViews::new(mover),
+        &mut AuthorViews::new(mover, reads),
         &script,
-        deal,
+        &moving,
         &names,
         Event::Enter,
         (&target.name, None),
@@ -725,9 +794,10 @@ pub(crate) async fn decide_entry<C: ConnectionTrait>(
         });
     }
     Ok(MoveDecision {
-        script_id: Some(script.id),
+        script_id: Some(script.script.id),
         enter: Some(outcome),
         exit: None,
+        ran_on: vec![Stamp::of(target.id, Some(&script))],
     })
 }
 
@@ -738,16 +808,20 @@ async fn run_for_move<C: ConnectionTrait>(
     svc: &Services,
     db: &C,
     views: &mut AuthorViews,
-    script: &stage_script::Model,
-    deal: &opportunity::Model,
+    script: &Published,
+    moving: &Parties,
     names: &Stages,
     event: Event,
     (stage, from_stage): (&str, Option<String>),
     now: DateTime<Utc>,
 ) -> AppResult<Outcome> {
-    let (author, facts) = views.of(svc, db, script, stage, names, deal).await?;
+    let (author, facts) = views.of(svc, db, script, stage, names, moving).await?;
     let ctx = context_from(&facts, names, event, stage, now, from_stage);
-    let outcome = match svc.sandbox.evaluate(Lane::Moves, &script.source, ctx).await {
+    let outcome = match svc
+        .sandbox
+        .evaluate(Lane::Moves, &script.script.source, ctx)
+        .await
+    {
         Ok(outcome) => outcome,
         Err(err) => return Err(script_failed(stage, err)?),
     };
@@ -755,7 +829,7 @@ async fn run_for_move<C: ConnectionTrait>(
         .actions
         .iter()
         .any(|a| matches!(a, Action::SetField { .. }));
-    if sets_fields && !author.allows_opportunity(deal, AccessLevel::Edit) {
+    if sets_fields && !author.allows_opportunity(&moving.deal, AccessLevel::Edit) {
         return Err(AppError::ScriptFailed {
             stage: stage.to_owned(),
             message: "set_field: the script's author may not edit this deal, so neither may \
@@ -768,16 +842,19 @@ async fn run_for_move<C: ConnectionTrait>(
 
 /// Each publisher's view of the moving deal: accounts and contacts both the publisher
 /// and the mover may read. Loaded once per move even when the leaving and the entering
-/// stage's scripts share a publisher (the usual case).
+/// stage's scripts share a publisher (the usual case), with what any of the move's
+/// scripts reads (`reads`).
 pub(crate) struct AuthorViews {
     mover: Arc<Scope>,
-    seen: Vec<(Option<i64>, Arc<Scope>, Arc<DealFacts>)>,
+    reads: Reads,
+    seen: Vec<(i64, Arc<Scope>, Arc<DealFacts>)>,
 }
 
 impl AuthorViews {
-    pub(crate) fn new(mover: Arc<Scope>) -> Self {
+    pub(crate) fn new(mover: Arc<Scope>, reads: Reads) -> Self {
         AuthorViews {
             mover,
+            reads,
             seen: Vec::new(),
         }
     }
@@ -786,29 +863,32 @@ impl AuthorViews {
         &mut self,
         svc: &Services,
         db: &C,
-        script: &stage_script::Model,
+        script: &Published,
         stage: &str,
         stages: &Stages,
-        deal: &opportunity::Model,
+        moving: &Parties,
     ) -> AppResult<(Arc<Scope>, Arc<DealFacts>)> {
-        let publisher = script.published_by.or(script.author_id);
-        let with_committee = reads_committee(&script.source);
-        // Facts loaded for a script that did not read the committee lack it: reuse them
-        // only for another such script.
-        if let Some((_, scope, facts)) = self
-            .seen
-            .iter()
-            .find(|(a, _, f)| *a == publisher && (f.has_committee || !with_committee))
-        {
+        let publisher = match script.publisher {
+            Some(p) if p.active => p,
+            _ => {
+                return Err(AppError::ScriptFailed {
+                    stage: stage.to_owned(),
+                    message: "the script's publisher is no longer an active user; an admin or \
+                              the pipeline's manager must publish it again"
+                        .into(),
+                });
+            }
+        };
+        if let Some((_, scope, facts)) = self.seen.iter().find(|(id, _, _)| *id == publisher.id) {
             return Ok((Arc::clone(scope), Arc::clone(facts)));
         }
-        let scope = publisher_scope(svc, publisher, stage).await?;
+        let scope = svc.authz.scope_of(publisher.id, publisher.role).await;
         let facts = facts(
             db,
             &[&scope, &self.mover],
             stages,
-            vec![deal.clone()],
-            with_committee,
+            vec![moving.clone()],
+            self.reads,
         )
         .await?
         .into_iter()
@@ -816,30 +896,8 @@ impl AuthorViews {
         .ok_or(AppError::NotFound("opportunity"))?;
         let facts = Arc::new(facts);
         self.seen
-            .push((publisher, Arc::clone(&scope), Arc::clone(&facts)));
+            .push((publisher.id, Arc::clone(&scope), Arc::clone(&facts)));
         Ok((scope, facts))
-    }
-}
-
-/// What a script's publisher may see. A publisher who is gone or deactivated stops the
-/// script from running (and so the moves it guards), with a message that says why.
-async fn publisher_scope(
-    svc: &Services,
-    publisher: Option<i64>,
-    stage: &str,
-) -> AppResult<Arc<Scope>> {
-    let user = match publisher {
-        Some(id) => user::Entity::find_by_id(id).one(&svc.db).await?,
-        None => None,
-    };
-    match user {
-        Some(u) if u.active => Ok(svc.authz.scope_of(u.id, u.role).await),
-        _ => Err(AppError::ScriptFailed {
-            stage: stage.to_owned(),
-            message: "the script's publisher is no longer an active user; an admin or the \
-                      pipeline's manager must publish it again"
-                .into(),
-        }),
     }
 }
 
@@ -885,22 +943,20 @@ pub(crate) fn set_fields(
 }
 
 impl MoveDecision {
-    /// Refuses the move if another version of either stage's script was published
-    /// (or archived) after the scripts ran and before the move's transaction.
+    /// Whether the stage scripts (and their publishers) are still those the decision
+    /// ran on. Read in the move's transaction; when they are not, the cache forgets
+    /// the stages and the move is decided again.
     pub(crate) async fn still_current<C: ConnectionTrait>(
         &self,
+        svc: &Services,
         txn: &C,
-        from: i64,
-        target: i64,
-    ) -> AppResult<()> {
-        let now = published_in(txn, &[from, target]).await?;
-        let of = |stage: i64| now.iter().find(|s| s.stage_id == stage).map(|s| s.id);
-        if of(target) != self.script_id || of(from) != self.exit.as_ref().map(|(id, _)| *id) {
-            return Err(AppError::Conflict(
-                "the stage scripts changed while this move was being decided; try again".into(),
-            ));
+    ) -> AppResult<bool> {
+        let stages: Vec<i64> = self.ran_on.iter().map(|s| s.stage_id).collect();
+        if published_scripts::stamps(txn, &stages).await? == self.ran_on {
+            return Ok(true);
         }
-        Ok(())
+        svc.scripts.forget(&stages);
+        Ok(false)
     }
 
     /// Whether applying the decision stores reminders (the schedulers are then told).
@@ -935,9 +991,10 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
     target: &stage::Model,
     transition_id: i64,
     now: DateTime<Utc>,
+    owner: Option<&user::Model>,
 ) -> AppResult<Applied> {
     let mut applied = Applied::default();
-    let mut people = Recipients::default();
+    let mut people = Recipients::knowing(owner);
     if target.kind != StageKind::Open {
         cancel_pending(txn, deal.id).await?;
     } else if let Some(left) = left {
@@ -1134,13 +1191,22 @@ fn due_at(
     Duration::try_minutes(offset_minutes).and_then(|d| base.checked_add_signed(d))
 }
 
-/// The users a recipient names for a deal.
 /// The users each recipient of one move's actions stands for, looked up once however
-/// many actions name them (a reminder and a task to the owner are one look-up).
-#[derive(Default)]
-struct Recipients(Vec<(Recipient, Vec<i64>)>);
+/// many actions name them (a reminder and a task to the owner are one look-up). The
+/// deal's owner, when the move already read them, needs no look-up at all.
+struct Recipients<'a> {
+    owner: Option<&'a user::Model>,
+    found: Vec<(Recipient, Vec<i64>)>,
+}
 
-impl Recipients {
+impl<'a> Recipients<'a> {
+    fn knowing(owner: Option<&'a user::Model>) -> Self {
+        Recipients {
+            owner,
+            found: Vec::new(),
+        }
+    }
+
     async fn of<C: ConnectionTrait>(
         &mut self,
         svc: &Services,
@@ -1148,31 +1214,37 @@ impl Recipients {
         to: &Recipient,
         deal: &opportunity::Model,
     ) -> AppResult<Vec<i64>> {
-        if let Some((_, users)) = self.0.iter().find(|(r, _)| r == to) {
+        if let Some((_, users)) = self.found.iter().find(|(r, _)| r == to) {
             return Ok(users.clone());
         }
-        let users = recipients(svc, db, to, deal).await?;
-        self.0.push((to.clone(), users.clone()));
-        Ok(users)
+        let known = match (to, self.owner) {
+            (Recipient::Owner, Some(owner)) if owner.id == deal.owner_id => {
+                Some(vec![owner.clone()])
+            }
+            _ => None,
+        };
+        let users = match known {
+            Some(users) => users,
+            None => {
+                let named = named_recipients(svc, db, to, deal).await?;
+                user::Entity::find()
+                    .filter(user::Column::Id.is_in(named))
+                    .filter(user::Column::Active.eq(true))
+                    .all(db)
+                    .await?
+            }
+        };
+        let readers = readers(svc, users, deal).await;
+        self.found.push((to.clone(), readers.clone()));
+        Ok(readers)
     }
 }
 
-async fn recipients<C: ConnectionTrait>(
-    svc: &Services,
-    db: &C,
-    to: &Recipient,
-    deal: &opportunity::Model,
-) -> AppResult<Vec<i64>> {
-    let named = named_recipients(svc, db, to, deal).await?;
-    // Only active users who may read the deal hear about it: a script cannot send what
-    // it knows to someone the deal is hidden from.
-    let users = user::Entity::find()
-        .filter(user::Column::Id.is_in(named.clone()))
-        .filter(user::Column::Active.eq(true))
-        .all(db)
-        .await?;
+/// Of `users`, the active ones who may read the deal: a script cannot send what it
+/// knows to someone the deal is hidden from.
+async fn readers(svc: &Services, users: Vec<user::Model>, deal: &opportunity::Model) -> Vec<i64> {
     let mut readers = Vec::with_capacity(users.len());
-    for u in users {
+    for u in users.into_iter().filter(|u| u.active) {
         if svc
             .authz
             .scope_of(u.id, u.role)
@@ -1183,7 +1255,7 @@ async fn recipients<C: ConnectionTrait>(
         }
     }
     readers.sort_unstable();
-    Ok(readers)
+    readers
 }
 
 async fn named_recipients<C: ConnectionTrait>(
@@ -1297,14 +1369,8 @@ pub async fn dry_run(
         .ok_or(AppError::NotFound("stage"))?;
     let scope = svc.authz.scope(actor).await;
     let names = stages(&svc.db).await?;
-    let facts = facts(
-        &svc.db,
-        &[&scope],
-        &names,
-        vec![deal],
-        reads_committee(&script.source),
-    )
-    .await?;
+    let deals = with_parties(&svc.db, vec![deal]).await?;
+    let facts = facts(&svc.db, &[&scope], &names, deals, Reads::of(&script.source)).await?;
     let Some(facts) = facts.first() else {
         return Err(AppError::NotFound("opportunity"));
     };
@@ -1325,16 +1391,20 @@ pub async fn guidance(
     actor: &Actor,
     deal: &opportunity::Model,
 ) -> AppResult<Option<Result<Outcome, Vec<Diagnostic>>>> {
-    let Some(script) = published(&svc.db, deal.stage_id).await? else {
+    let Some(script) = svc.scripts.of(&svc.db, &[deal.stage_id]).await?.pop() else {
         return Ok(None);
     };
     let scope = svc.authz.scope(actor).await;
     let names = stages(&svc.db).await?;
     let stage = stage_name(&names, deal.stage_id).unwrap_or_default();
+    let moving = with_parties(&svc.db, vec![deal.clone()])
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("opportunity"))?;
     // The same view a move would give the script, so that a ticked requirement here is
     // one the guard will accept.
-    let facts = match AuthorViews::new(scope)
-        .of(svc, &svc.db, &script, &stage, &names, deal)
+    let facts = match AuthorViews::new(scope, Reads::of(&script.script.source))
+        .of(svc, &svc.db, &script, &stage, &names, &moving)
         .await
     {
         Ok((_, facts)) => facts,
@@ -1348,7 +1418,11 @@ pub async fn guidance(
         Err(other) => return Err(other),
     };
     let ctx = context(&facts, &names, Event::Guidance, &stage, Utc::now());
-    match svc.sandbox.evaluate(Lane::Moves, &script.source, ctx).await {
+    match svc
+        .sandbox
+        .evaluate(Lane::Moves, &script.script.source, ctx)
+        .await
+    {
         Ok(outcome) => Ok(Some(Ok(outcome))),
         Err(err) => Ok(Some(Err(problems(err)?))),
     }

@@ -773,47 +773,126 @@ async fn script_errors_come_back_bounded() {
 /// Loading a deal's buying committee costs several statements; a move pays for it only
 /// when the stage's script reads `committee` in its code, not when a message or a
 /// comment says the word.
+/// Statements of one move into `stage` of a fresh deal; the least of three tries, so a
+/// token look-up or a scheduler pass in between does not count.
+async fn move_cost(server: &TestServer, f: &Fixture, stage: &str) -> u64 {
+    let mut least = u64::MAX;
+    for _ in 0..3 {
+        let (opp, _) = server.create_opportunity(f, "Counted", "1000").await;
+        let before = server.statements();
+        let v = server
+            .gql(
+                Some(&f.token),
+                "mutation($i: MoveOpportunityStageInput!) { moveOpportunityStage(input: $i) { opportunity { version } } }",
+                json!({ "i": { "id": opp, "version": 1, "stageId": stage } }),
+            )
+            .await;
+        assert_eq!(
+            data(&v)["moveOpportunityStage"]["opportunity"]["version"],
+            2,
+            "{v:#}"
+        );
+        least = least.min(server.statements() - before);
+    }
+    least
+}
+
+/// A move reads the deal with its account, owner and pipeline in one statement, takes
+/// the published scripts from the instance's cache, and loads only the parts of the
+/// deal's story (contact roles, history, activity, committee) its scripts can read.
 #[tokio::test]
-async fn only_scripts_that_read_the_committee_load_it() {
+async fn a_move_loads_only_what_its_scripts_read() {
     let server = TestServer::start().await;
     let f = server.fixture().await;
-    let plain = r#"require(true, "a buying panel");"#;
-    let says_it = r#"require(true, "a buying committee"); // the committee, in words only"#;
-    let reads_it = r#"require(committee.blockers >= 0, "a buying panel");"#;
-    publish_new(&server, &f.token, &f.stages[1], plain).await;
-    publish_new(&server, &f.token, &f.stages[2], says_it).await;
-    publish_new(&server, &f.token, &f.stages[3], reads_it).await;
-    // Statements of one move from the first stage into `stage`; the least of three
-    // tries, so a token look-up or a scheduler pass in between does not count.
-    let cost = async |stage: &str| {
-        let mut least = u64::MAX;
-        for _ in 0..3 {
-            let (opp, _) = server.create_opportunity(&f, "Counted", "1000").await;
-            let before = server.statements();
-            let v = server
-                .gql(
-                    Some(&f.token),
-                    "mutation($i: MoveOpportunityStageInput!) { moveOpportunityStage(input: $i) { opportunity { version } } }",
-                    json!({ "i": { "id": opp, "version": 1, "stageId": stage } }),
-                )
-                .await;
-            assert_eq!(
-                data(&v)["moveOpportunityStage"]["opportunity"]["version"],
-                2
-            );
-            least = least.min(server.statements() - before);
-        }
-        least
+    let into = &f.stages[1];
+    let unscripted = move_cost(&server, &f, into).await;
+    // The read, the scripts' re-check in the transaction, the update, the transition,
+    // the left stage's reminders cancelled and the audit entry.
+    assert!(unscripted <= 6, "a move without scripts cost {unscripted}");
+    let actions = r#"
+        remind("owner", after_days(2), "Follow up");
+        task("owner", "Send the deck", after_days(1));"#;
+    let cost_of = async |source: &str| {
+        publish_new(&server, &f.token, into, &format!("{source}\n{actions}")).await;
+        move_cost(&server, &f, into).await
     };
-    let plain_cost = cost(&f.stages[1]).await;
-    let says_cost = cost(&f.stages[2]).await;
-    let reads_cost = cost(&f.stages[3]).await;
-    assert_eq!(
-        says_cost, plain_cost,
-        "a message saying `committee` loaded it"
-    );
+    let plain = cost_of(r#"require(deal.amount > 0, "an amount");"#).await;
+    // The same, plus the reminder and the task: the owner needs no look-up.
+    assert_eq!(plain, unscripted + 2, "a script reading only the deal");
+    let says = cost_of(r#"require(true, "roles, history, activity and a committee");"#).await;
+    assert_eq!(says, plain, "names in a message loaded something");
+    for (source, what) in [
+        (r#"require(roles.len() >= 0, "x");"#, "roles"),
+        (r#"require(has_role("champion") || true, "x");"#, "has_role"),
+        (r#"require(history.len() >= 0, "x");"#, "history"),
+        (r#"require(activity.count >= 0, "x");"#, "activity"),
+    ] {
+        let cost = cost_of(source).await;
+        assert_eq!(cost, plain + 1, "a script reading {what}");
+    }
+    let committee = cost_of(r#"require(committee.blockers >= 0, "x");"#).await;
     assert!(
-        reads_cost > plain_cost,
-        "reading the committee should load it: {reads_cost} vs {plain_cost} statements"
+        committee > plain + 1,
+        "reading the committee should load it: {committee} vs {plain} statements"
     );
+}
+
+/// Each instance caches the published scripts; a move re-checks them in its
+/// transaction, so a script published or archived on another instance guards the very
+/// next move here.
+#[tokio::test]
+async fn a_script_published_on_another_instance_guards_the_next_move_here() {
+    let one = TestServer::start().await;
+    let f = one.fixture().await;
+    let two = one.start_sibling(accord::config::Limits::default()).await;
+    let into = &f.stages[1];
+    let move_on = async |server: &TestServer| {
+        let (opp, _) = one.create_opportunity(&f, "Cached", "1000").await;
+        server
+            .gql(
+                Some(&f.token),
+                MOVE,
+                json!({ "i": { "id": opp, "version": 1, "stageId": into } }),
+            )
+            .await
+    };
+    // Instance two learns that the stage has no script.
+    let v = move_on(&two).await;
+    assert_eq!(
+        data(&v)["moveOpportunityStage"]["opportunity"]["version"],
+        2
+    );
+    let id = publish_new(&one, &f.token, into, r#"deny("closed for the audit");"#).await;
+    let v = move_on(&two).await;
+    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
+    assert!(v.to_string().contains("closed for the audit"), "{v:#}");
+    // And learns that it is gone again.
+    let v = one
+        .gql(
+            Some(&f.token),
+            "mutation($id: ID!) { archiveStageScript(id: $id) { script { status } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["archiveStageScript"]["script"]["status"],
+        "ARCHIVED"
+    );
+    let v = move_on(&two).await;
+    assert_eq!(
+        data(&v)["moveOpportunityStage"]["opportunity"]["version"],
+        2,
+        "{v:#}"
+    );
+    // A script that acts, published there, acts here.
+    publish_new(
+        &one,
+        &f.token,
+        into,
+        r#"task("owner", "Call the champion", after_days(1));"#,
+    )
+    .await;
+    let v = move_on(&two).await;
+    let tasks = &data(&v)["moveOpportunityStage"]["opportunity"]["tasks"];
+    assert_eq!(tasks[0]["title"], "Call the champion", "{v:#}");
 }
