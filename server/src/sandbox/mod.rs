@@ -32,6 +32,17 @@ pub enum Request {
         source: String,
         context: Box<StageContext>,
     },
+    /// Several evaluations in one exchange: a move's exit and entry scripts, say.
+    EvaluateAll {
+        runs: Vec<Run>,
+    },
+}
+
+/// One script against one context.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub source: String,
+    pub context: Box<StageContext>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,6 +50,8 @@ pub enum Reply {
     Compiled,
     Evaluated(Outcome),
     Failed(Vec<Diagnostic>),
+    /// Per run of an [`Request::EvaluateAll`], in order.
+    EvaluatedAll(Vec<Result<Outcome, Vec<Diagnostic>>>),
 }
 
 /// How the sandbox runs its workers.
@@ -132,7 +145,9 @@ impl Sandbox {
         {
             Reply::Compiled => Ok(()),
             Reply::Failed(problems) => Err(SandboxError::Script(bounded(problems))),
-            Reply::Evaluated(_) => Err(SandboxError::Unavailable("unexpected reply".into())),
+            Reply::Evaluated(_) | Reply::EvaluatedAll(_) => {
+                Err(SandboxError::Unavailable("unexpected reply".into()))
+            }
         }
     }
 
@@ -152,15 +167,52 @@ impl Sandbox {
             )
             .await?
         {
-            Reply::Evaluated(outcome) => match outcome.check_limits() {
-                Ok(()) => Ok(outcome),
-                Err(broken) => Err(SandboxError::Script(vec![limit(format!(
-                    "output limit: the script's answer holds {broken}"
-                ))])),
-            },
+            Reply::Evaluated(outcome) => within_output_limits(outcome),
             Reply::Failed(problems) => Err(SandboxError::Script(bounded(problems))),
-            Reply::Compiled => Err(SandboxError::Unavailable("unexpected reply".into())),
+            Reply::Compiled | Reply::EvaluatedAll(_) => {
+                Err(SandboxError::Unavailable("unexpected reply".into()))
+            }
         }
+    }
+
+    /// Evaluates several scripts in one exchange with a worker (one process round trip
+    /// instead of one each); the answers come in the order of `runs`. The exchange has
+    /// one script's time limit, and each script the whole memory allowance. When the
+    /// exchange breaks a limit (the worker is stopped, and which script did it goes with
+    /// it), each script runs again alone under its own limits, so that the error names
+    /// the script that broke one.
+    pub async fn evaluate_all(
+        &self,
+        lane: Lane,
+        runs: Vec<Run>,
+    ) -> Vec<Result<Outcome, SandboxError>> {
+        if runs.len() > 1 {
+            let request = Request::EvaluateAll { runs: runs.clone() };
+            if let Ok(Reply::EvaluatedAll(replies)) = self.call(lane, &request).await
+                && replies.len() == runs.len()
+            {
+                return replies
+                    .into_iter()
+                    .map(|reply| match reply {
+                        Ok(outcome) => within_output_limits(outcome),
+                        Err(problems) => Err(SandboxError::Script(bounded(problems))),
+                    })
+                    .collect();
+            }
+        }
+        self.evaluate_each(lane, runs).await
+    }
+
+    async fn evaluate_each(
+        &self,
+        lane: Lane,
+        runs: Vec<Run>,
+    ) -> Vec<Result<Outcome, SandboxError>> {
+        let mut answers = Vec::with_capacity(runs.len());
+        for run in runs {
+            answers.push(self.evaluate(lane, &run.source, *run.context).await);
+        }
+        answers
     }
 
     async fn call(&self, lane: Lane, request: &Request) -> Result<Reply, SandboxError> {
@@ -303,6 +355,16 @@ impl Sandbox {
             stdout,
             stderr: said,
         })
+    }
+}
+
+/// A script's answer, if it stays within the limits on what one may ask for.
+fn within_output_limits(outcome: Outcome) -> Result<Outcome, SandboxError> {
+    match outcome.check_limits() {
+        Ok(()) => Ok(outcome),
+        Err(broken) => Err(SandboxError::Script(vec![limit(format!(
+            "output limit: the script's answer holds {broken}"
+        ))])),
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use accord_workflows::{CompiledScript, Diagnostic, ScriptEngine};
+use accord_workflows::{CompiledScript, Diagnostic, ScriptEngine, StageContext};
 
 use super::memory;
 use super::{Reply, Request};
@@ -47,18 +47,24 @@ pub fn run(memory_bytes: usize, time_limit: Duration) -> anyhow::Result<()> {
         let line = line?;
         let request: Request = serde_json::from_str(&line)?;
         busy_since.store(started.elapsed().as_millis().max(1) as u64, Relaxed);
-        memory::allow_from_now(memory_bytes);
-        let reply = catch_unwind(AssertUnwindSafe(|| handle(&engine, &mut cache, request)))
-            .unwrap_or_else(|_| {
-                Reply::Failed(vec![Diagnostic {
-                    message:
-                        "the script stopped the evaluator (a panic, such as an integer overflow)"
-                            .into(),
-                    line: 0,
-                    column: 0,
-                }])
-            });
-        memory::allow_from_now(usize::MAX / 2);
+        let mut one = |source: &str, context: Option<&StageContext>| {
+            guarded(memory_bytes, || {
+                handle(&engine, &mut cache, source, context)
+            })
+        };
+        let reply = match &request {
+            Request::Compile { source } => one(source, None),
+            Request::Evaluate { source, context } => one(source, Some(context)),
+            Request::EvaluateAll { runs } => Reply::EvaluatedAll(
+                runs.iter()
+                    .map(|run| match one(&run.source, Some(&run.context)) {
+                        Reply::Evaluated(outcome) => Ok(outcome),
+                        Reply::Failed(problems) => Err(problems),
+                        Reply::Compiled | Reply::EvaluatedAll(_) => Err(Vec::new()),
+                    })
+                    .collect(),
+            ),
+        };
         busy_since.store(0, Relaxed);
         serde_json::to_writer(&mut stdout, &reply)?;
         stdout.write_all(b"\n")?;
@@ -67,21 +73,36 @@ pub fn run(memory_bytes: usize, time_limit: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one compile or evaluation with the whole memory allowance, a panic turned into
+/// an error.
+fn guarded(memory_bytes: usize, work: impl FnOnce() -> Reply) -> Reply {
+    memory::allow_from_now(memory_bytes);
+    let reply = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        Reply::Failed(vec![Diagnostic {
+            message: "the script stopped the evaluator (a panic, such as an integer overflow)"
+                .into(),
+            line: 0,
+            column: 0,
+        }])
+    });
+    memory::allow_from_now(usize::MAX / 2);
+    reply
+}
+
+/// Compiles `source` (or takes it from the cache) and, given a context, evaluates it.
 fn handle(
     engine: &ScriptEngine,
     cache: &mut HashMap<String, CompiledScript>,
-    request: Request,
+    source: &str,
+    context: Option<&StageContext>,
 ) -> Reply {
-    let source = match &request {
-        Request::Compile { source } | Request::Evaluate { source, .. } => source,
-    };
     if !cache.contains_key(source) {
         match engine.compile(source) {
             Ok(script) => {
                 if cache.len() >= CACHE_ENTRIES {
                     cache.clear();
                 }
-                cache.insert(source.clone(), script);
+                cache.insert(source.to_owned(), script);
             }
             Err(problems) => return Reply::Failed(problems),
         }
@@ -89,9 +110,9 @@ fn handle(
     let Some(script) = cache.get(source) else {
         return Reply::Failed(Vec::new());
     };
-    match &request {
-        Request::Compile { .. } => Reply::Compiled,
-        Request::Evaluate { context, .. } => match engine.evaluate(script, context) {
+    match context {
+        None => Reply::Compiled,
+        Some(context) => match engine.evaluate(script, context) {
             Ok(outcome) => Reply::Evaluated(outcome),
             Err(problem) => Reply::Failed(vec![problem]),
         },

@@ -14,10 +14,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Qu
 use crate::auth::Actor;
 use crate::error::AppError;
 use crate::error::AppResult;
-use crate::sandbox::{Lane, SandboxError};
+use crate::sandbox::{Lane, Run, SandboxError};
 use crate::services::Services;
 use crate::services::stage_scripts::{
-    DealFacts, context, describe, facts, get, problems, published, require_editor,
+    DealFacts, context, describe, facts, get, missing_answer, problems, published, require_editor,
     stage_and_pipeline, stage_name, stages, with_parties,
 };
 
@@ -25,6 +25,9 @@ use crate::services::stage_scripts::{
 pub const REPLAY_MAX: u64 = 100_000;
 /// Transitions whose outcome differs that a replay report lists one by one.
 pub const REPLAY_SAMPLES: usize = 50;
+/// Transitions replayed per exchange with the sandbox: a few dozen evaluations of a few
+/// microseconds each, well within one script's time limit.
+const REPLAY_BATCH: usize = 16;
 
 /// How a script version fares over recorded history.
 #[derive(Debug, Default, Clone)]
@@ -167,6 +170,7 @@ pub async fn replay(
         .into_iter()
         .map(|f| (f.deal.id, f))
         .collect();
+        let mut contexts = Vec::with_capacity(chunk.len());
         for t in chunk {
             let Some(f) = facts.get(&t.opportunity_id) else {
                 continue;
@@ -182,37 +186,51 @@ pub async fn replay(
             if let Some(last) = ctx.history.last() {
                 ctx.deal.stage_entered_at = last.at;
             }
-            let draft = svc
-                .sandbox
-                .evaluate(Lane::Authoring, &script.source, ctx.clone())
-                .await;
-            if matches!(draft, Err(SandboxError::Unavailable(_))) {
-                return Err(problems(
-                    draft
-                        .err()
-                        .unwrap_or(SandboxError::Unavailable(String::new())),
-                )
-                .err()
-                .unwrap_or_else(|| AppError::internal(anyhow::anyhow!("sandbox"))));
-            }
-            let draft_says = tally(&mut report.draft, &draft);
-            let active_says = match (&active, report.active.as_mut()) {
-                (Some(a), Some(t)) => {
-                    let result = svc.sandbox.evaluate(Lane::Authoring, &a.source, ctx).await;
-                    tally(t, &result)
-                }
-                _ => None,
-            };
-            if draft_says != active_says {
-                report.differing += 1;
-                if report.differences.len() < REPLAY_SAMPLES {
-                    report.differences.push(ReplayDifference {
-                        transition_id: t.id,
-                        opportunity_id: t.opportunity_id,
-                        at: t.transitioned_at,
-                        draft: draft_says,
-                        active: active_says,
+            contexts.push((t, ctx));
+        }
+        // Several transitions (the draft and the published version for each) per
+        // exchange with the sandbox.
+        for group in contexts.chunks(REPLAY_BATCH) {
+            let mut runs = Vec::with_capacity(group.len() * 2);
+            for (_, ctx) in group {
+                for source in
+                    std::iter::once(&script.source).chain(active.as_ref().map(|a| &a.source))
+                {
+                    runs.push(Run {
+                        source: source.clone(),
+                        context: Box::new(ctx.clone()),
                     });
+                }
+            }
+            let mut results = svc
+                .sandbox
+                .evaluate_all(Lane::Authoring, runs)
+                .await
+                .into_iter();
+            for (t, _) in group {
+                let draft = results.next().ok_or_else(missing_answer)?;
+                if let Err(err @ SandboxError::Unavailable(_)) = draft {
+                    return Err(problems(err).err().unwrap_or_else(missing_answer));
+                }
+                let draft_says = tally(&mut report.draft, &draft);
+                let active_says = match report.active.as_mut() {
+                    Some(tally_of_active) => {
+                        let result = results.next().ok_or_else(missing_answer)?;
+                        tally(tally_of_active, &result)
+                    }
+                    None => None,
+                };
+                if draft_says != active_says {
+                    report.differing += 1;
+                    if report.differences.len() < REPLAY_SAMPLES {
+                        report.differences.push(ReplayDifference {
+                            transition_id: t.id,
+                            opportunity_id: t.opportunity_id,
+                            at: t.transitioned_at,
+                            draft: draft_says,
+                            active: active_says,
+                        });
+                    }
                 }
             }
         }

@@ -34,7 +34,7 @@ use crate::authz::scope::ReadView;
 use crate::authz::{Action as Permission, Resource, Scope};
 use crate::db::{begin_write, serialize_on};
 use crate::error::{AppError, AppResult};
-use crate::sandbox::{Lane, SandboxError};
+use crate::sandbox::{Lane, Run, SandboxError};
 use crate::services::published_scripts::{self, Published, Stamp};
 use crate::services::validate::optional_text;
 use crate::services::{Services, audit};
@@ -692,7 +692,8 @@ struct MoveScripts {
     leaving: Option<Arc<Published>>,
 }
 
-/// Runs a move's scripts: the entry outcome, and the exit outcome with its script.
+/// Runs a move's scripts in one exchange with the sandbox: the entry outcome, and the
+/// exit outcome with its script. The entering stage's failure or denial comes first.
 async fn run_move_scripts(
     svc: &Services,
     mover: Arc<Scope>,
@@ -708,20 +709,29 @@ async fn run_move_scripts(
         .flatten()
         .fold(Reads::default(), |r, p| r.and(Reads::of(&p.script.source)));
     let mut views = AuthorViews::new(mover, reads);
+    let mut runs = Vec::new();
+    if let Some(script) = &entering {
+        let from = stage_name(names, deal.stage_id);
+        let event = (Event::Enter, target.name.as_str(), from);
+        runs.push(
+            ScriptRun::new(svc, &svc.db, &mut views, script, moving, names, event, now).await?,
+        );
+    }
+    if let Some(script) = &leaving {
+        let leaving_name = stage_name(names, deal.stage_id).unwrap_or_default();
+        let event = (
+            Event::Exit,
+            leaving_name.as_str(),
+            Some(leaving_name.clone()),
+        );
+        runs.push(
+            ScriptRun::new(svc, &svc.db, &mut views, script, moving, names, event, now).await?,
+        );
+    }
+    let mut outcomes = evaluate(svc, &moving.deal, runs).await?.into_iter();
     let mut enter = None;
-    if let Some(script) = entering {
-        let outcome = run_for_move(
-            svc,
-            &svc.db,
-            &mut views,
-            &script,
-            moving,
-            names,
-            Event::Enter,
-            (&target.name, stage_name(names, deal.stage_id)),
-            now,
-        )
-        .await?;
+    if entering.is_some() {
+        let outcome = outcomes.next().ok_or_else(missing_answer)??;
         if let Some(message) = outcome.denial_message() {
             return Err(AppError::GuardDenied {
                 stage: target.name.clone(),
@@ -732,22 +742,93 @@ async fn run_move_scripts(
     }
     let mut exit = None;
     if let Some(script) = leaving {
-        let leaving_name = stage_name(names, deal.stage_id).unwrap_or_default();
-        let outcome = run_for_move(
-            svc,
-            &svc.db,
-            &mut views,
-            &script,
-            moving,
-            names,
-            Event::Exit,
-            (&leaving_name, Some(leaving_name.clone())),
-            now,
-        )
-        .await?;
+        let outcome = outcomes.next().ok_or_else(missing_answer)??;
         exit = Some((script.script.id, outcome));
     }
     Ok((enter, exit))
+}
+
+/// One script about to run for a move, with its author's permissions.
+struct ScriptRun {
+    source: String,
+    /// The stage the script belongs to, for errors.
+    stage: String,
+    author: Arc<Scope>,
+    context: StageContext,
+}
+
+impl ScriptRun {
+    /// `script` for `event` on entering or leaving `stage` (coming from `from_stage`),
+    /// with its author's view of the deal.
+    #[allow(clippy::too_many_arguments)]
+    async fn new<C: ConnectionTrait>(
+        svc: &Services,
+        db: &C,
+        views: &mut AuthorViews,
+        script: &Published,
+        moving: &Parties,
+        names: &Stages,
+        (event, stage, from_stage): (Event, &str, Option<String>),
+        now: DateTime<Utc>,
+    ) -> AppResult<ScriptRun> {
+        let (author, facts) = views.of(svc, db, script, stage, names, moving).await?;
+        Ok(ScriptRun {
+            source: script.script.source.clone(),
+            stage: stage.to_owned(),
+            author,
+            context: context_from(&facts, names, event, stage, now, from_stage),
+        })
+    }
+}
+
+/// The sandbox answers every run it is given; this is for the impossible case.
+pub(super) fn missing_answer() -> AppError {
+    AppError::internal(anyhow::anyhow!(
+        "the sandbox answered fewer scripts than it was given"
+    ))
+}
+
+/// Evaluates a move's scripts in one exchange with the sandbox. Each answer is the
+/// script's outcome, or the error that refuses the move: the script failed, or it sets
+/// fields on a deal its author may not edit.
+async fn evaluate(
+    svc: &Services,
+    deal: &opportunity::Model,
+    runs: Vec<ScriptRun>,
+) -> AppResult<Vec<AppResult<Outcome>>> {
+    let sandbox_runs = runs
+        .iter()
+        .map(|r| Run {
+            source: r.source.clone(),
+            context: Box::new(r.context.clone()),
+        })
+        .collect();
+    let results = svc.sandbox.evaluate_all(Lane::Moves, sandbox_runs).await;
+    let mut answers = Vec::with_capacity(runs.len());
+    for (run, result) in runs.iter().zip(results) {
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                answers.push(Err(script_failed(&run.stage, err)?));
+                continue;
+            }
+        };
+        let sets_fields = outcome
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::SetField { .. }));
+        if sets_fields && !run.author.allows_opportunity(deal, AccessLevel::Edit) {
+            answers.push(Err(AppError::ScriptFailed {
+                stage: run.stage.clone(),
+                message: "set_field: the script's author may not edit this deal, so neither \
+                          may the script"
+                    .into(),
+            }));
+            continue;
+        }
+        answers.push(Ok(outcome));
+    }
+    Ok(answers)
 }
 
 /// Runs the entry stage's guard and entry actions for a deal being created (`deal` is
@@ -774,19 +855,13 @@ pub(crate) async fn decide_entry<C: ConnectionTrait>(
         .await?
         .pop()
         .ok_or(AppError::NotFound("opportunity"))?;
-    let reads = Reads::of(&script.script.source);
-    let outcome = run_for_move(
-        svc,
-        db,
-        &mut AuthorViews::new(mover, reads),
-        &script,
-        &moving,
-        &names,
-        Event::Enter,
-        (&target.name, None),
-        now,
-    )
-    .await?;
+    let mut views = AuthorViews::new(mover, Reads::of(&script.script.source));
+    let event = (Event::Enter, target.name.as_str(), None);
+    let run = ScriptRun::new(svc, db, &mut views, &script, &moving, &names, event, now).await?;
+    let outcome = evaluate(svc, deal, vec![run])
+        .await?
+        .pop()
+        .ok_or_else(missing_answer)??;
     if let Some(message) = outcome.denial_message() {
         return Err(AppError::GuardDenied {
             stage: target.name.clone(),
@@ -799,45 +874,6 @@ pub(crate) async fn decide_entry<C: ConnectionTrait>(
         exit: None,
         ran_on: vec![Stamp::of(target.id, Some(&script))],
     })
-}
-
-/// Runs one stage's script for a move with its author's permissions: the author's view
-/// of the deal, and field changes only on a deal the author may edit.
-#[allow(clippy::too_many_arguments)]
-async fn run_for_move<C: ConnectionTrait>(
-    svc: &Services,
-    db: &C,
-    views: &mut AuthorViews,
-    script: &Published,
-    moving: &Parties,
-    names: &Stages,
-    event: Event,
-    (stage, from_stage): (&str, Option<String>),
-    now: DateTime<Utc>,
-) -> AppResult<Outcome> {
-    let (author, facts) = views.of(svc, db, script, stage, names, moving).await?;
-    let ctx = context_from(&facts, names, event, stage, now, from_stage);
-    let outcome = match svc
-        .sandbox
-        .evaluate(Lane::Moves, &script.script.source, ctx)
-        .await
-    {
-        Ok(outcome) => outcome,
-        Err(err) => return Err(script_failed(stage, err)?),
-    };
-    let sets_fields = outcome
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::SetField { .. }));
-    if sets_fields && !author.allows_opportunity(&moving.deal, AccessLevel::Edit) {
-        return Err(AppError::ScriptFailed {
-            stage: stage.to_owned(),
-            message: "set_field: the script's author may not edit this deal, so neither may \
-                      the script"
-                .into(),
-        });
-    }
-    Ok(outcome)
 }
 
 /// Each publisher's view of the moving deal: accounts and contacts both the publisher

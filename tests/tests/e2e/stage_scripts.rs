@@ -432,6 +432,44 @@ async fn replay_compares_a_draft_with_the_published_version_over_history() {
     );
     assert!(r["differences"][0]["published"].is_null());
     assert_eq!(r["truncated"], false);
+
+    // A draft that fails on one deal and runs away on another: each failure is counted
+    // against its own transition, and the published version's answers stand.
+    let v = save(
+        &server,
+        &f.token,
+        &f.stages[2],
+        r#"if deal.name == "Deal 1" { throw "no amount rule for this one"; }
+           if deal.name == "Deal 3" { loop { } }"#,
+    )
+    .await;
+    let draft = data(&v)["saveStageScriptDraft"]["script"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = server
+        .gql(
+            Some(&f.token),
+            "query($s: ID!, $f: DateTime!, $t: DateTime!) { replayStageScript(scriptId: $s, from: $f, to: $t) { transitions replayed { blocked reminders failures } published { blocked reminders } differing differences { replayed published } } }",
+            json!({ "s": draft, "f": start.to_rfc3339(), "t": end.to_rfc3339() }),
+        )
+        .await;
+    let r = &data(&v)["replayStageScript"];
+    assert_eq!(
+        r["replayed"],
+        json!({ "blocked": 0, "reminders": 0, "failures": 2 }),
+        "{v:#}"
+    );
+    assert_eq!(r["published"], json!({ "blocked": 0, "reminders": 5 }));
+    assert_eq!(r["differing"], 2);
+    let said: Vec<&str> = r["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["replayed"].as_str().unwrap())
+        .collect();
+    assert!(said[0].contains("no amount rule for this one"), "{said:?}");
+    assert!(said[1].contains("time limit"), "{said:?}");
 }
 
 /// Every file of the hostile corpus is refused or stopped, with the limit named,
@@ -502,6 +540,92 @@ async fn hostile_corpus_is_refused_or_stopped_by_a_named_limit() {
         )
         .await;
     assert_eq!(data(&v)["validateStageScript"], json!([]));
+}
+
+/// A move's exit and entry scripts run in one exchange with the sandbox. When one of
+/// them breaks a limit there, the error still names the stage whose script did it, and
+/// nothing is written.
+#[tokio::test]
+async fn a_runaway_exit_script_is_named_and_stops_the_move() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let (opp, _) = server.create_opportunity(&f, "Stuck", "1000").await;
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[1] } }),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["moveOpportunityStage"]["opportunity"]["version"],
+        2
+    );
+    // Discovery's script runs away when this deal leaves (validation, on a sample
+    // deal, cannot see it); Proposal's is fine.
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[1],
+        r#"if event == "exit" && deal.name == "Stuck" { loop { } }"#,
+    )
+    .await;
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[2],
+        r#"checklist("Send the proposal");"#,
+    )
+    .await;
+    let started = Instant::now();
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 2, "stageId": f.stages[2] } }),
+        )
+        .await;
+    assert_eq!(error_code(&v), "SCRIPT_FAILED", "{v:#}");
+    let said = v.to_string();
+    assert!(said.contains("Discovery"), "{v:#}");
+    assert!(said.contains("time limit"), "{v:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Nothing moved: the deal is where it was, at its version, with one more move
+    // possible once the script is fixed.
+    let v = server
+        .gql(
+            Some(&f.token),
+            "query($id: ID!) { node(id: $id) { ... on Opportunity { version stage { name } stageHistory { script } } } }",
+            json!({ "id": opp }),
+        )
+        .await;
+    let deal = &data(&v)["node"];
+    assert_eq!(deal["version"], 2);
+    assert_eq!(deal["stage"]["name"], "Discovery");
+    assert_eq!(deal["stageHistory"].as_array().unwrap().len(), 2);
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[1],
+        r#"checklist("Qualified");"#,
+    )
+    .await;
+    let v = server
+        .gql(
+            Some(&f.token),
+            MOVE,
+            json!({ "i": { "id": opp, "version": 2, "stageId": f.stages[2] } }),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["moveOpportunityStage"]["opportunity"]["stage"]["name"],
+        "Proposal",
+        "{v:#}"
+    );
 }
 
 #[tokio::test]
