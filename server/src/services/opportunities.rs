@@ -1064,3 +1064,112 @@ pub async fn transitions(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use sea_orm::{Database, DatabaseConnection};
+
+    /// A deal (id 17, version 4, territory 2) of account 11 and owner 7, in a pipeline
+    /// of two stages, and a second territory.
+    async fn one_deal() -> DatabaseConnection {
+        use accord_migration::MigratorTrait;
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        accord_migration::Migrator::up(&db, None).await.unwrap();
+        for sql in [
+            "INSERT INTO users (id, email, display_name, role, password_hash, active, created_at, updated_at) \
+             VALUES (7, 'a@example.com', 'Ann Example', 'rep', NULL, 1, '2026-01-02T03:04:05Z', '2026-02-03T04:05:06Z')",
+            "INSERT INTO territories (id, name, parent_id, kind, description, created_at, version) VALUES \
+             (2, 'North', NULL, 'geography', NULL, '2026-01-01T00:00:00Z', 1), \
+             (3, 'South', NULL, 'geography', NULL, '2026-01-01T00:00:00Z', 1)",
+            "INSERT INTO pipelines (id, name, created_at, updated_at, version) VALUES (3, 'P', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 1)",
+            "INSERT INTO stages (id, pipeline_id, name, position, probability, kind) VALUES \
+             (5, 3, 'Qualify', 0, 10, 'open'), (6, 3, 'Won', 1, 100, 'won')",
+            "INSERT INTO accounts (id, name, currency, territory_id, territory_manual, owner_id, created_at, updated_at, version) \
+             VALUES (11, 'Acme', 'EUR', 2, 1, 7, '2026-01-04T00:00:00Z', '2026-01-05T00:00:00Z', 3)",
+            "INSERT INTO opportunities (id, name, account_id, owner_id, pipeline_id, stage_id, amount_micros, currency, \
+             expected_close_date, stage_entered_at, territory_id, created_at, updated_at, version) \
+             VALUES (17, 'Deal', 11, 7, 3, 5, 5000000, 'EUR', '2026-03-01', '2026-01-08T00:00:00Z', 2, \
+             '2026-01-10T00:00:00Z', '2026-01-11T00:00:00Z', 4)",
+        ] {
+            db.execute_unprepared(sql).await.expect(sql);
+        }
+        db
+    }
+
+    #[tokio::test]
+    async fn a_moving_deal_is_read_with_its_parties_and_its_pipelines_stages() {
+        let db = one_deal().await;
+        let (moving, stages) = read_moving(&db, 17).await.unwrap().expect("found");
+        assert_eq!(
+            moving.deal,
+            opportunity::Entity::find_by_id(17)
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+        );
+        assert_eq!(moving.account.map(|a| a.name), Some("Acme".to_owned()));
+        assert_eq!(
+            moving.owner.map(|u| u.display_name),
+            Some("Ann Example".to_owned())
+        );
+        let mut names: Vec<_> = stages.values().map(|s| (s.id, s.name.clone())).collect();
+        names.sort();
+        assert_eq!(names, [(5, "Qualify".to_owned()), (6, "Won".to_owned())]);
+        assert!(read_moving(&db, 18).await.unwrap().is_none());
+    }
+
+    /// A move writes only over the deal exactly as it was read before its transaction.
+    #[tokio::test]
+    async fn a_move_writes_only_over_the_deal_as_read() {
+        let db = one_deal().await;
+        let scope = Scope::unrestricted(7);
+        let read = || async { read_moving(&db, 17).await.unwrap().unwrap().0.deal };
+        let moved = |before: &opportunity::Model| {
+            let mut active: opportunity::ActiveModel = before.clone().into();
+            active.stage_id = Set(6);
+            active
+        };
+
+        // The account (and with it the deal) moved to another territory, which bumps no
+        // version: refused, nothing written.
+        let before = read().await;
+        territories::propagate(&db, 11, Some(3)).await.unwrap();
+        let err = save_over(&db, &scope, moved(&before), &before)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, AppError::Conflict(m) if m.contains("another territory")),
+            "{err:?}"
+        );
+        let now = read().await;
+        assert_eq!(
+            (now.stage_id, now.version, now.territory_id),
+            (5, 4, Some(3))
+        );
+
+        // Changed by someone else (a new version): refused as stale.
+        let before = read().await;
+        let mut bumped: opportunity::ActiveModel = before.clone().into();
+        bumped.version = Set(5);
+        bumped.update(&db).await.unwrap();
+        let err = save_over(&db, &scope, moved(&before), &before)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, AppError::Conflict(m) if m.contains("changed by someone else")),
+            "{err:?}"
+        );
+
+        // Unchanged since read: written, at the next version.
+        let before = read().await;
+        let after = save_over(&db, &scope, moved(&before), &before)
+            .await
+            .unwrap();
+        assert_eq!((after.stage_id, after.version), (6, 6));
+        let now = read().await;
+        assert_eq!((now.stage_id, now.version), (6, 6));
+    }
+}
