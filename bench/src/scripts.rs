@@ -93,47 +93,46 @@ struct Raw {
     db: DatabaseConnection,
 }
 
-/// The baseline move: the same transaction shape without GraphQL, permissions or scripts.
-async fn raw_move(
-    State(raw): State<Raw>,
-    Json(body): Json<Value>,
-) -> Result<Json<Value>, (axum::http::StatusCode, String)> {
-    let fail = |e: sea_orm::DbErr| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let id = body["id"].as_i64().unwrap_or(0);
-    let version = body["version"].as_i64().unwrap_or(0);
-    let stage = body["stage"].as_i64().unwrap_or(0);
+/// What a client asks a raw endpoint: move deal `id`, at `version`, to `stage`.
+#[derive(serde::Deserialize)]
+struct RawMove {
+    id: i64,
+    version: i64,
+    stage: i64,
+}
+
+type RawAnswer = Result<Json<Value>, (axum::http::StatusCode, String)>;
+
+fn failed(e: sea_orm::DbErr) -> (axum::http::StatusCode, String) {
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// The first baseline: the deal's update and its transition, in one transaction, without
+/// GraphQL, permissions or scripts.
+async fn raw_move(State(raw): State<Raw>, Json(wanted): Json<RawMove>) -> RawAnswer {
+    let RawMove { id, version, stage } = wanted;
     let backend = raw.db.get_database_backend();
-    let txn = accord::db::begin_write(&raw.db).await.map_err(fail)?;
+    let txn = accord::db::begin_write(&raw.db).await.map_err(failed)?;
     let now = chrono::Utc::now();
-    let (update, insert) = match backend {
-        sea_orm::DbBackend::Postgres => (
-            "UPDATE opportunities SET stage_id = $1, stage_entered_at = $2, version = version + 1 WHERE id = $3 AND version = $4",
-            "INSERT INTO stage_transitions (opportunity_id, to_stage_id, transitioned_at) VALUES ($1, $2, $3)",
-        ),
-        _ => (
-            "UPDATE opportunities SET stage_id = ?, stage_entered_at = ?, version = version + 1 WHERE id = ? AND version = ?",
-            "INSERT INTO stage_transitions (opportunity_id, to_stage_id, transitioned_at) VALUES (?, ?, ?)",
-        ),
-    };
     let updated = txn
         .execute_raw(Statement::from_sql_and_values(
             backend,
-            update,
+            placeholders(backend, "UPDATE opportunities SET stage_id = ?, stage_entered_at = ?, version = version + 1 WHERE id = ? AND version = ?"),
             [stage.into(), now.into(), id.into(), version.into()],
         ))
         .await
-        .map_err(fail)?;
+        .map_err(failed)?;
     if updated.rows_affected() != 1 {
         return Err((axum::http::StatusCode::CONFLICT, "stale".into()));
     }
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
-        insert,
+        placeholders(backend, "INSERT INTO stage_transitions (opportunity_id, to_stage_id, transitioned_at) VALUES (?, ?, ?)"),
         [id.into(), stage.into(), now.into()],
     ))
     .await
-    .map_err(fail)?;
-    txn.commit().await.map_err(fail)?;
+    .map_err(failed)?;
+    txn.commit().await.map_err(failed)?;
     Ok(Json(json!({ "version": version + 1 })))
 }
 
@@ -160,17 +159,11 @@ fn placeholders(backend: sea_orm::DbBackend, sql: &str) -> String {
 /// its version, logs the transition, cancels the left stage's pending reminders,
 /// inserts the reminder and the task the bench script asks for, and writes the audit
 /// entry. No GraphQL, no permissions, no scripts.
-async fn raw_move_writes(
-    State(raw): State<Raw>,
-    Json(body): Json<Value>,
-) -> Result<Json<Value>, (axum::http::StatusCode, String)> {
-    let fail = |e: sea_orm::DbErr| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let id = body["id"].as_i64().unwrap_or(0);
-    let version = body["version"].as_i64().unwrap_or(0);
-    let stage = body["stage"].as_i64().unwrap_or(0);
+async fn raw_move_writes(State(raw): State<Raw>, Json(wanted): Json<RawMove>) -> RawAnswer {
+    let RawMove { id, version, stage } = wanted;
     let backend = raw.db.get_database_backend();
     let sql = |text: &str| placeholders(backend, text);
-    let txn = accord::db::begin_write(&raw.db).await.map_err(fail)?;
+    let txn = accord::db::begin_write(&raw.db).await.map_err(failed)?;
     let now = chrono::Utc::now();
     let Some(row) = txn
         .query_one_raw(Statement::from_sql_and_values(
@@ -179,15 +172,15 @@ async fn raw_move_writes(
             [id.into()],
         ))
         .await
-        .map_err(fail)?
+        .map_err(failed)?
     else {
         return Err((axum::http::StatusCode::NOT_FOUND, "no deal".into()));
     };
-    let name: String = row.try_get_by_index(1).map_err(fail)?;
-    let owner: i64 = row.try_get_by_index(2).map_err(fail)?;
-    let from: i64 = row.try_get_by_index(3).map_err(fail)?;
-    let entered: chrono::DateTime<chrono::Utc> = row.try_get_by_index(4).map_err(fail)?;
-    let close: chrono::NaiveDate = row.try_get_by_index(6).map_err(fail)?;
+    let name: String = row.try_get_by_index(1).map_err(failed)?;
+    let owner: i64 = row.try_get_by_index(2).map_err(failed)?;
+    let from: i64 = row.try_get_by_index(3).map_err(failed)?;
+    let entered: chrono::DateTime<chrono::Utc> = row.try_get_by_index(4).map_err(failed)?;
+    let close: chrono::NaiveDate = row.try_get_by_index(6).map_err(failed)?;
     let before = json!({ "id": id, "name": name, "owner_id": owner, "stage_id": from, "stage_entered_at": entered, "version": version, "expected_close_date": close });
     let after = json!({ "id": id, "name": name, "owner_id": owner, "stage_id": stage, "stage_entered_at": now, "version": version + 1, "expected_close_date": close });
     let updated = txn
@@ -197,7 +190,7 @@ async fn raw_move_writes(
             [stage.into(), now.into(), now.into(), id.into(), version.into()],
         ))
         .await
-        .map_err(fail)?;
+        .map_err(failed)?;
     if updated.rows_affected() != 1 {
         return Err((axum::http::StatusCode::CONFLICT, "stale".into()));
     }
@@ -209,10 +202,10 @@ async fn raw_move_writes(
             [id.into(), from.into(), stage.into(), now.into(), owner.into(), seconds.into()],
         ))
         .await
-        .map_err(fail)?
+        .map_err(failed)?
         .map(|r| r.try_get_by_index(0))
         .transpose()
-        .map_err(fail)?
+        .map_err(failed)?
         .unwrap_or(0);
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
@@ -220,7 +213,7 @@ async fn raw_move_writes(
         [id.into(), from.into()],
     ))
     .await
-    .map_err(fail)?;
+    .map_err(failed)?;
     let due = now + chrono::Duration::days(7);
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
@@ -228,22 +221,22 @@ async fn raw_move_writes(
         [owner.into(), id.into(), format!("{name} closes in a week").into(), due.into(), format!("raw:{transition}").into(), stage.into(), now.into(), due.into()],
     ))
     .await
-    .map_err(fail)?;
+    .map_err(failed)?;
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         sql("INSERT INTO tasks (kind, assignee_id, opportunity_id, title, due_at, anchor, offset_minutes, status, stage_id, created_at, version) VALUES ('task', ?, ?, ?, ?, 'transition', 2880, 'open', ?, ?, 1)"),
         [owner.into(), id.into(), format!("Follow up on {name}").into(), (now + chrono::Duration::days(2)).into(), stage.into(), now.into()],
     ))
     .await
-    .map_err(fail)?;
+    .map_err(failed)?;
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         sql("INSERT INTO audit_log (actor_id, action, entity_type, entity_id, before, after, at) VALUES (?, 'move_stage', 'Opportunity', ?, ?, ?, ?)"),
         [owner.into(), id.into(), before.into(), after.into(), now.into()],
     ))
     .await
-    .map_err(fail)?;
-    txn.commit().await.map_err(fail)?;
+    .map_err(failed)?;
+    txn.commit().await.map_err(failed)?;
     Ok(Json(json!({ "version": version + 1 })))
 }
 

@@ -48,6 +48,17 @@ async fn publish_new(server: &TestServer, token: &str, stage: &str, source: &str
     id
 }
 
+/// Moves deal `id` at `version` to `stage`, asking for what `MOVE` selects.
+async fn move_deal(server: &TestServer, token: &str, id: &str, version: i64, stage: &str) -> Value {
+    server
+        .gql(
+            Some(token),
+            MOVE,
+            json!({ "i": { "id": id, "version": version, "stageId": stage } }),
+        )
+        .await
+}
+
 async fn add_role(server: &TestServer, f: &Fixture, opp: &str, kind: &str) {
     let contact = server
         .create_contact(&f.token, &f.account_id, "Buyer", None)
@@ -163,13 +174,7 @@ async fn stage_moves_run_guards_and_actions_in_one_transaction() {
     let (opp, _) = server.create_opportunity(&f, "Big one", "250000").await;
 
     // The guard refuses with the script's words and nothing is written.
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[3] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[3]).await;
     assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
     let message = v["errors"][0]["extensions"]["scriptMessage"]
         .as_str()
@@ -195,23 +200,11 @@ async fn stage_moves_run_guards_and_actions_in_one_transaction() {
     // Guidance shows the requirement unticked.
     let g = "query($id: ID!) { opportunity(id: $id) { guidance { outcome { checklist { text done } keyFields } problems { message } } } }";
     add_role(&server, &f, &opp, "CHAMPION").await;
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[3] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[3]).await;
     assert_eq!(error_code(&v), "GUARD_DENIED");
     add_role(&server, &f, &opp, "ECONOMIC_BUYER").await;
 
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[3] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[3]).await;
     let o = &data(&v)["moveOpportunityStage"]["opportunity"];
     assert_eq!(o["stage"]["name"], "Negotiation");
     assert_eq!(o["stageHistory"][1]["script"], json!(script));
@@ -301,13 +294,7 @@ async fn failing_scripts_refuse_the_move_and_dry_runs_change_nothing() {
     assert!(run["outcome"].is_null());
     assert_eq!(run["problems"][0]["line"], 1, "{v:#}");
 
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[2] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[2]).await;
     assert_eq!(error_code(&v), "SCRIPT_FAILED", "{v:#}");
 
     // A dry run of a script with actions schedules nothing.
@@ -382,13 +369,7 @@ async fn replay_compares_a_draft_with_the_published_version_over_history() {
         let (opp, _) = server
             .create_opportunity(&f, &format!("Deal {i}"), amount)
             .await;
-        let v = server
-            .gql(
-                Some(&f.token),
-                MOVE,
-                json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[2] } }),
-            )
-            .await;
+        let v = move_deal(&server, &f.token, &opp, 1, &f.stages[2]).await;
         data(&v);
     }
     publish_new(
@@ -398,27 +379,23 @@ async fn replay_compares_a_draft_with_the_published_version_over_history() {
         "remind(\"owner\", after_days(2), \"follow up\");",
     )
     .await;
-    let v = save(
-        &server,
-        &f.token,
-        &f.stages[2],
-        "if deal.amount > 50000 { deny(\"big deals need a discovery call first\"); }",
-    )
-    .await;
-    let draft = data(&v)["saveStageScriptDraft"]["script"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let end = chrono::Utc::now() + chrono::Duration::minutes(1);
-    let v = server
-        .gql(
-            Some(&f.token),
-            "query($s: ID!, $f: DateTime!, $t: DateTime!) { replayStageScript(scriptId: $s, from: $f, to: $t) { transitions replayed { blocked reminders failures } published { blocked reminders } publishedVersion differing differences { replayed published } truncated } }",
-            json!({ "s": draft, "f": start.to_rfc3339(), "t": end.to_rfc3339() }),
-        )
+    // A draft of Proposal's script replayed over the period; the report.
+    let replay = async |source: &str| {
+        let v = save(&server, &f.token, &f.stages[2], source).await;
+        let draft = data(&v)["saveStageScriptDraft"]["script"]["id"].clone();
+        let v = server
+            .gql(
+                Some(&f.token),
+                "query($s: ID!, $f: DateTime!, $t: DateTime!) { replayStageScript(scriptId: $s, from: $f, to: $t) { transitions replayed { blocked reminders failures } published { blocked reminders } publishedVersion differing differences { replayed published } truncated } }",
+                json!({ "s": draft, "f": start.to_rfc3339(), "t": end.to_rfc3339() }),
+            )
+            .await;
+        data(&v)["replayStageScript"].clone()
+    };
+    let r = &replay("if deal.amount > 50000 { deny(\"big deals need a discovery call first\"); }")
         .await;
-    let r = &data(&v)["replayStageScript"];
-    assert_eq!(r["transitions"], 5, "{v:#}");
+    assert_eq!(r["transitions"], 5, "{r:#}");
     assert_eq!(
         r["replayed"],
         json!({ "blocked": 2, "reminders": 0, "failures": 0 })
@@ -435,30 +412,15 @@ async fn replay_compares_a_draft_with_the_published_version_over_history() {
 
     // A draft that fails on one deal and runs away on another: each failure is counted
     // against its own transition, and the published version's answers stand.
-    let v = save(
-        &server,
-        &f.token,
-        &f.stages[2],
+    let r = &replay(
         r#"if deal.name == "Deal 1" { throw "no amount rule for this one"; }
            if deal.name == "Deal 3" { loop { } }"#,
     )
     .await;
-    let draft = data(&v)["saveStageScriptDraft"]["script"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let v = server
-        .gql(
-            Some(&f.token),
-            "query($s: ID!, $f: DateTime!, $t: DateTime!) { replayStageScript(scriptId: $s, from: $f, to: $t) { transitions replayed { blocked reminders failures } published { blocked reminders } differing differences { replayed published } } }",
-            json!({ "s": draft, "f": start.to_rfc3339(), "t": end.to_rfc3339() }),
-        )
-        .await;
-    let r = &data(&v)["replayStageScript"];
     assert_eq!(
         r["replayed"],
         json!({ "blocked": 0, "reminders": 0, "failures": 2 }),
-        "{v:#}"
+        "{r:#}"
     );
     assert_eq!(r["published"], json!({ "blocked": 0, "reminders": 5 }));
     assert_eq!(r["differing"], 2);
@@ -550,13 +512,7 @@ async fn a_runaway_exit_script_is_named_and_stops_the_move() {
     let server = TestServer::start().await;
     let f = server.fixture().await;
     let (opp, _) = server.create_opportunity(&f, "Stuck", "1000").await;
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[1] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[1]).await;
     assert_eq!(
         data(&v)["moveOpportunityStage"]["opportunity"]["version"],
         2
@@ -578,13 +534,7 @@ async fn a_runaway_exit_script_is_named_and_stops_the_move() {
     )
     .await;
     let started = Instant::now();
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 2, "stageId": f.stages[2] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
     assert_eq!(error_code(&v), "SCRIPT_FAILED", "{v:#}");
     let said = v.to_string();
     assert!(said.contains("Discovery"), "{v:#}");
@@ -614,13 +564,7 @@ async fn a_runaway_exit_script_is_named_and_stops_the_move() {
         r#"checklist("Qualified");"#,
     )
     .await;
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 2, "stageId": f.stages[2] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
     assert_eq!(
         data(&v)["moveOpportunityStage"]["opportunity"]["stage"]["name"],
         "Proposal",
@@ -642,13 +586,7 @@ async fn a_script_acts_with_its_authors_permissions_at_most() {
     )
     .await;
     let (opp, _) = server.create_opportunity(&f, "Elsewhere", "5000").await;
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[1] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[1]).await;
     assert_eq!(error_code(&v), "SCRIPT_FAILED", "{v:#}");
     assert!(
         v["errors"][0]["message"]
@@ -837,13 +775,7 @@ async fn reminders_reach_readers_only_and_end_with_their_stage() {
         "if event == \"enter\" { remind(\"role:rep\", after_days(1), \"Reps, look at \" + deal.name); }",
     )
     .await;
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 1, "stageId": f.stages[1] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[1]).await;
     let reminders = &data(&v)["moveOpportunityStage"]["opportunity"]["reminders"];
     let to: Vec<&str> = reminders
         .as_array()
@@ -854,13 +786,7 @@ async fn reminders_reach_readers_only_and_end_with_their_stage() {
     assert_eq!(to, vec!["insider@example.com"], "{reminders:#}");
 
     // Leaving the stage cancels its reminders.
-    let v = server
-        .gql(
-            Some(&f.token),
-            MOVE,
-            json!({ "i": { "id": opp, "version": 2, "stageId": f.stages[2] } }),
-        )
-        .await;
+    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
     let reminders = &data(&v)["moveOpportunityStage"]["opportunity"]["reminders"];
     assert_eq!(reminders[0]["status"], "CANCELLED", "{reminders:#}");
 }
@@ -972,13 +898,7 @@ async fn a_script_published_on_another_instance_guards_the_next_move_here() {
     let into = &f.stages[1];
     let move_on = async |server: &TestServer| {
         let (opp, _) = one.create_opportunity(&f, "Cached", "1000").await;
-        server
-            .gql(
-                Some(&f.token),
-                MOVE,
-                json!({ "i": { "id": opp, "version": 1, "stageId": into } }),
-            )
-            .await
+        move_deal(server, &f.token, &opp, 1, into).await
     };
     // Instance two learns that the stage has no script.
     let v = move_on(&two).await;
