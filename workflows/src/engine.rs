@@ -434,10 +434,10 @@ fn pre_scan(source: &str) -> Result<(), Diagnostic> {
 }
 
 /// Whether `source` names `variable` anywhere in its code, outside string literals and
-/// comments. Cheap enough to ask before every run, and it errs only one way: a script
-/// that reads the variable always answers true (a backtick string's text counts as
-/// code, since `${...}` interpolates), so the server may skip loading what a script
-/// answering false cannot read.
+/// comments (but inside the expressions a backtick string interpolates). Cheap enough to
+/// ask before every run, and it errs only one way: a script that reads the variable
+/// always answers true, so the server may skip loading what a script answering false
+/// cannot read.
 pub fn mentions(source: &str, variable: &str) -> bool {
     let mut found = false;
     code_words(source, |word| found |= word == variable);
@@ -512,12 +512,17 @@ impl Reads {
 
 /// The characters of a script that are code, with their line and column. A string or
 /// character literal comes out as its opening quote and a comment as `/`, so brackets
-/// and names inside them count for nothing. Backtick strings come out as code:
-/// `${...}` interpolates expressions.
+/// and names inside them count for nothing. A backtick string comes out as its opening
+/// backtick too, except the expressions it interpolates (`${...}`), which are code,
+/// however deeply they nest strings of their own.
 struct CodeChars<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
     line: usize,
     column: usize,
+    /// Inside the text of a backtick string.
+    in_template_text: bool,
+    /// For each `${` being read (innermost last): how many `{` it has opened since.
+    interpolations: Vec<usize>,
 }
 
 impl<'a> CodeChars<'a> {
@@ -526,6 +531,8 @@ impl<'a> CodeChars<'a> {
             chars: source.chars().peekable(),
             line: 1,
             column: 0,
+            in_template_text: false,
+            interpolations: Vec::new(),
         }
     }
 
@@ -539,60 +546,105 @@ impl<'a> CodeChars<'a> {
         }
         Some(c)
     }
+
+    /// Passes over backtick string text up to its end or its next `${`.
+    fn skip_template_text(&mut self) -> Option<()> {
+        loop {
+            match self.advance()? {
+                // A doubled backtick stands for one; either reading stays in text.
+                '`' if self.chars.peek() == Some(&'`') => {
+                    self.advance();
+                }
+                '`' => {
+                    self.in_template_text = false;
+                    return Some(());
+                }
+                '$' if self.chars.peek() == Some(&'{') => {
+                    self.advance();
+                    self.interpolations.push(0);
+                    self.in_template_text = false;
+                    return Some(());
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 impl Iterator for CodeChars<'_> {
     type Item = (char, usize, usize);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let c = self.advance()?;
-        let at = (c, self.line, self.column);
-        match c {
-            '"' | '\'' => {
-                // Skip the literal, honouring backslash escapes.
-                while let Some(inner) = self.advance() {
-                    if inner == '\\' {
-                        self.advance();
-                    } else if inner == c {
-                        break;
+        loop {
+            if self.in_template_text {
+                self.skip_template_text()?;
+                continue;
+            }
+            let c = self.advance()?;
+            let at = (c, self.line, self.column);
+            match c {
+                '`' => self.in_template_text = true,
+                '{' => {
+                    if let Some(open) = self.interpolations.last_mut() {
+                        *open += 1;
                     }
                 }
-            }
-            '/' if self.chars.peek() == Some(&'/') => {
-                while let Some(inner) = self.advance() {
-                    if inner == '\n' {
-                        break;
+                '}' => match self.interpolations.last_mut() {
+                    // The end of an interpolation: back to its string's text.
+                    Some(0) => {
+                        self.interpolations.pop();
+                        self.in_template_text = true;
+                        continue;
+                    }
+                    Some(open) => *open -= 1,
+                    None => {}
+                },
+                '"' | '\'' => {
+                    // Skip the literal, honouring backslash escapes.
+                    while let Some(inner) = self.advance() {
+                        if inner == '\\' {
+                            self.advance();
+                        } else if inner == c {
+                            break;
+                        }
                     }
                 }
-            }
-            '/' if self.chars.peek() == Some(&'*') => {
-                // Rhai block comments nest; so does their scan.
-                self.advance();
-                let mut comment_depth = 1usize;
-                let mut previous = ' ';
-                while let Some(inner) = self.advance() {
-                    match (previous, inner) {
-                        ('*', '/') => {
-                            comment_depth -= 1;
-                            previous = ' ';
-                            if comment_depth == 0 {
-                                break;
+                '/' if self.chars.peek() == Some(&'/') => {
+                    while let Some(inner) = self.advance() {
+                        if inner == '\n' {
+                            break;
+                        }
+                    }
+                }
+                '/' if self.chars.peek() == Some(&'*') => {
+                    // Rhai block comments nest; so does their scan.
+                    self.advance();
+                    let mut comment_depth = 1usize;
+                    let mut previous = ' ';
+                    while let Some(inner) = self.advance() {
+                        match (previous, inner) {
+                            ('*', '/') => {
+                                comment_depth -= 1;
+                                previous = ' ';
+                                if comment_depth == 0 {
+                                    break;
+                                }
+                                continue;
                             }
-                            continue;
+                            ('/', '*') => {
+                                comment_depth += 1;
+                                previous = ' ';
+                                continue;
+                            }
+                            _ => {}
                         }
-                        ('/', '*') => {
-                            comment_depth += 1;
-                            previous = ' ';
-                            continue;
-                        }
-                        _ => {}
+                        previous = inner;
                     }
-                    previous = inner;
                 }
+                _ => {}
             }
-            _ => {}
+            return Some(at);
         }
-        Some(at)
     }
 }
 

@@ -212,6 +212,7 @@ mod tests {
         ));
         assert!(!mentions("let committee_size = 3;", "committee"));
         assert!(!mentions("deny(\"unterminated committee", "committee"));
+        assert!(!mentions("checklist(`the committee`)", "committee"));
         // Every sample script that reads the committee says so.
         assert!(mentions(
             "require(committee.filled.contains(\"champion\"), \"a champion\")",
@@ -246,6 +247,26 @@ mod tests {
             Reads::of("deny(\"no roles, history, activity or committee\") // roles"),
             Reads::default()
         );
+        assert_eq!(
+            Reads::of("deny(`no roles or ${deal.name} history`)"),
+            Reads::default()
+        );
+        // A quote, an apostrophe or `//` inside a backtick string is text: the code after
+        // the string is still read.
+        let roles_only = Reads {
+            roles: true,
+            ..Reads::default()
+        };
+        for source in [
+            "let m = `can't`; if has_role(\"blocker\") { deny(\"blocker\") }",
+            "let a = `\"`; if has_role(\"blocker\") { deny(\"x\") } let b = \"\";",
+            "let u = `http://x`; if roles.len() == 0 { deny(\"no roles\") }",
+            "let u = `a ``quoted`` ${ `in ${\"}\"} it` } b`; roles.len()",
+            "checklist(`${ if roles.len() > 0 { \"some\" } else { \"none\" } }`)",
+        ] {
+            assert_eq!(Reads::of(source), roles_only, "{source}");
+            assert!(compile(source).is_ok(), "{source}");
+        }
         // A host function called through a pointer made from a string is invisible to
         // the scan, so such a script reads everything. It does run:
         let sneaky = "let f = Fn(\"has_\" + \"role\"); if !f.call(\"champion\") { deny(\"x\") }";
@@ -265,6 +286,10 @@ mod tests {
     fn pre_scan_refuses_deep_nesting_and_oversize_sources() {
         let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
         let errors = compile(&deep).err().expect("refused");
+        assert!(errors[0].message.starts_with("nesting limit"), "{errors:?}");
+        // A quote inside a backtick string hides nothing from the scan.
+        let after_backtick = format!("let a = `\"`; let b = {deep};");
+        let errors = compile(&after_backtick).err().expect("refused");
         assert!(errors[0].message.starts_with("nesting limit"), "{errors:?}");
         let unary = format!("let x = {}1;", "-".repeat(500));
         assert!(

@@ -71,11 +71,14 @@ impl SandboxConfig {
 }
 
 /// Why a request did not produce a reply.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SandboxError {
     /// The script broke a limit or was refused; the diagnostics say which.
     #[error("script refused")]
     Script(Vec<Diagnostic>),
+    /// No worker of the lane was free in time; the diagnostics say so.
+    #[error("script sandbox busy")]
+    Busy(Vec<Diagnostic>),
     /// The sandbox itself failed (the worker could not start, say).
     #[error("script sandbox unavailable: {0}")]
     Unavailable(String),
@@ -186,21 +189,25 @@ impl Sandbox {
         lane: Lane,
         runs: Vec<Run>,
     ) -> Vec<Result<Outcome, SandboxError>> {
-        if runs.len() > 1 {
-            let request = Request::EvaluateAll { runs: runs.clone() };
-            if let Ok(Reply::EvaluatedAll(replies)) = self.call(lane, &request).await
-                && replies.len() == runs.len()
-            {
-                return replies
-                    .into_iter()
-                    .map(|reply| match reply {
-                        Ok(outcome) => within_output_limits(outcome),
-                        Err(problems) => Err(SandboxError::Script(bounded(problems))),
-                    })
-                    .collect();
-            }
+        if runs.len() < 2 {
+            return self.evaluate_each(lane, runs).await;
         }
-        self.evaluate_each(lane, runs).await
+        let request = Request::EvaluateAll { runs: runs.clone() };
+        match self.call(lane, &request).await {
+            Ok(Reply::EvaluatedAll(replies)) if replies.len() == runs.len() => replies
+                .into_iter()
+                .map(|reply| match reply {
+                    Ok(outcome) => within_output_limits(outcome),
+                    Err(problems) => Err(SandboxError::Script(bounded(problems))),
+                })
+                .collect(),
+            // No worker reached, or none could run: the same for every script.
+            Err(err @ (SandboxError::Busy(_) | SandboxError::Unavailable(_))) => {
+                runs.iter().map(|_| Err(err.clone())).collect()
+            }
+            // A limit broken (or a reply that makes no sense): each alone, to say which.
+            Ok(_) | Err(SandboxError::Script(_)) => self.evaluate_each(lane, runs).await,
+        }
     }
 
     async fn evaluate_each(
@@ -220,7 +227,7 @@ impl Sandbox {
         let _slot = tokio::time::timeout(QUEUE_WAIT, pool.slots.acquire())
             .await
             .map_err(|_| {
-                SandboxError::Script(vec![limit(format!(
+                SandboxError::Busy(vec![limit(format!(
                     "sandbox busy: no script worker was free within {} s; try again",
                     QUEUE_WAIT.as_secs()
                 ))])

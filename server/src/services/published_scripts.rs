@@ -136,13 +136,6 @@ impl PublishedScripts {
             entries.by_stage.remove(stage);
         }
     }
-
-    /// Drops everything: a publisher changed (deactivated, or given another role).
-    pub fn forget_all(&self) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        entries.generation += 1;
-        entries.by_stage.clear();
-    }
 }
 
 /// The published scripts of `stage_ids` with their publishers, read now.

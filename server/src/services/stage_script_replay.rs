@@ -83,7 +83,9 @@ fn tally(t: &mut ReplayTally, result: &Result<Outcome, SandboxError>) -> Option<
         Err(err) => {
             t.failures += 1;
             Some(match err {
-                SandboxError::Script(p) => format!("script failed: {}", describe(p)),
+                SandboxError::Script(p) | SandboxError::Busy(p) => {
+                    format!("script failed: {}", describe(p))
+                }
                 SandboxError::Unavailable(_) => "script sandbox unavailable".into(),
             })
         }

@@ -52,7 +52,7 @@ fn money(micros: i64) -> Decimal {
 /// A sandbox answer as diagnostics; a sandbox that cannot run at all is an internal error.
 pub(super) fn problems(err: SandboxError) -> AppResult<Vec<Diagnostic>> {
     match err {
-        SandboxError::Script(problems) => Ok(problems),
+        SandboxError::Script(problems) | SandboxError::Busy(problems) => Ok(problems),
         SandboxError::Unavailable(reason) => Err(AppError::internal(anyhow::anyhow!(reason))),
     }
 }
@@ -717,6 +717,9 @@ async fn run_move_scripts(
             ScriptRun::new(svc, &svc.db, &mut views, script, moving, names, event, now).await?,
         );
     }
+    // The leaving script's own failure to start (its publisher is gone) comes after
+    // whatever the entering one answers, as if they ran one after the other.
+    let mut leaving_failed = None;
     if let Some(script) = &leaving {
         let leaving_name = stage_name(names, deal.stage_id).unwrap_or_default();
         let event = (
@@ -724,9 +727,11 @@ async fn run_move_scripts(
             leaving_name.as_str(),
             Some(leaving_name.clone()),
         );
-        runs.push(
-            ScriptRun::new(svc, &svc.db, &mut views, script, moving, names, event, now).await?,
-        );
+        match ScriptRun::new(svc, &svc.db, &mut views, script, moving, names, event, now).await {
+            Ok(run) => runs.push(run),
+            Err(failed @ AppError::ScriptFailed { .. }) => leaving_failed = Some(failed),
+            Err(other) => return Err(other),
+        }
     }
     let mut outcomes = evaluate(svc, &moving.deal, runs).await?.into_iter();
     let mut enter = None;
@@ -739,6 +744,9 @@ async fn run_move_scripts(
             });
         }
         enter = Some(outcome);
+    }
+    if let Some(failed) = leaving_failed {
+        return Err(failed);
     }
     let mut exit = None;
     if let Some(script) = leaving {
@@ -1229,7 +1237,9 @@ fn due_at(
 
 /// The users each recipient of one move's actions stands for, looked up once however
 /// many actions name them (a reminder and a task to the owner are one look-up). The
-/// deal's owner, when the move already read them, needs no look-up at all.
+/// deal's owner, when the move already read them, needs no look-up at all: that row is
+/// from just before the transaction, and an owner deactivated in between is still
+/// stopped by the scheduler, which delivers nothing to a deactivated user.
 struct Recipients<'a> {
     owner: Option<&'a user::Model>,
     found: Vec<(Recipient, Vec<i64>)>,

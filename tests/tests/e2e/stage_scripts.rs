@@ -572,6 +572,55 @@ async fn a_runaway_exit_script_is_named_and_stops_the_move() {
     );
 }
 
+/// The entering stage answers first: a move whose leaving stage's script lost its
+/// publisher is refused by the entry's guard if that refuses, and by the gone publisher
+/// once the entry allows. The change of publisher is seen although the scripts were
+/// cached before it.
+#[tokio::test]
+async fn a_gone_publisher_stops_moves_once_the_entry_allows_them() {
+    use sea_orm::ConnectionTrait;
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let ops = server.user("ops@example.com", Role::Admin).await;
+    let (opp, _) = server.create_opportunity(&f, "Leaving", "1000").await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[1]).await;
+    assert_eq!(
+        data(&v)["moveOpportunityStage"]["opportunity"]["version"],
+        2
+    );
+    publish_new(&server, &ops, &f.stages[1], r#"checklist("Discovered");"#).await;
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[2],
+        r#"deny("not this quarter");"#,
+    )
+    .await;
+    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
+    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
+    server
+        .state
+        .services
+        .db
+        .execute_unprepared("UPDATE users SET active = false WHERE email = 'ops@example.com'")
+        .await
+        .unwrap();
+    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
+    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[2],
+        r#"checklist("Proposal sent");"#,
+    )
+    .await;
+    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
+    assert_eq!(error_code(&v), "SCRIPT_FAILED", "{v:#}");
+    let said = v.to_string();
+    assert!(said.contains("no longer an active user"), "{v:#}");
+    assert!(said.contains("Discovery"), "{v:#}");
+}
+
 #[tokio::test]
 async fn a_script_acts_with_its_authors_permissions_at_most() {
     let server = TestServer::start().await;
