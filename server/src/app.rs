@@ -122,6 +122,7 @@ pub async fn start(
     let scheduler = if state.limits.delivery.scheduler {
         Some(crate::scheduler::spawn(
             state.services.db.clone(),
+            state.services.authz.clone(),
             state.services.events.clone(),
             Arc::clone(&state.metrics),
             &state.limits.delivery,

@@ -40,16 +40,18 @@ pub mod claims;
 pub mod egress;
 mod leases;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_entities::{reminder, territory_membership as membership, user, webhook};
+use accord_entities::territory_membership::AccessLevel;
+use accord_entities::{opportunity, reminder, territory_membership as membership, user, webhook};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::authz::Authz;
 use crate::config::Delivery;
 use crate::events::EventBus;
 use crate::metrics::{Metrics, OutcomeLabel};
@@ -105,6 +107,7 @@ impl Drop for SchedulerHandle {
 /// Starts the claimer and the acker of this instance.
 pub fn spawn(
     db: DatabaseConnection,
+    authz: Authz,
     bus: EventBus,
     metrics: Arc<Metrics>,
     config: &Delivery,
@@ -142,6 +145,7 @@ pub fn spawn(
     bus.scheduler_finds_unwoken(idle + early.to_std().unwrap_or_default() + Duration::from_secs(1));
     let claimer = Claimer {
         db: db.clone(),
+        authz,
         bus,
         egress: Arc::clone(deliverer.egress()),
         jobs,
@@ -179,7 +183,8 @@ pub fn spawn(
 enum Outcome {
     Delivered,
     Missed(Missed),
-    /// Nobody left to receive it (the user was deleted or deactivated).
+    /// Nobody left to receive it: the user was deleted or deactivated, or may no longer
+    /// read the deal it is about.
     Cancelled(&'static str),
 }
 
@@ -193,6 +198,8 @@ struct Ack {
 
 struct Claimer {
     db: DatabaseConnection,
+    /// Who may still read the deal a reminder is about.
+    authz: Authz,
     bus: EventBus,
     /// Checks the URLs of the webhooks a claim goes to.
     egress: Arc<Egress>,
@@ -299,7 +306,12 @@ impl Claimer {
         room: Arc<Semaphore>,
         hold: bool,
     ) {
-        let recipients = match recipients(&self.db, &self.egress, &batch).await {
+        let audience = async {
+            let recipients = recipients(&self.db, &self.egress, &batch).await?;
+            let unreadable = unreadable(&self.db, &self.authz, &batch, &recipients).await?;
+            Ok::<_, DbErr>((recipients, unreadable))
+        };
+        let (recipients, unreadable) = match audience.await {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(error = %e, "loading reminder recipients failed");
@@ -325,6 +337,7 @@ impl Claimer {
             claim: Arc::new(Claim {
                 owner,
                 recipients,
+                unreadable,
                 // A claim that waited in the queue through half its lease is left to
                 // the lease's end, so it never races another instance's delivery.
                 start_by: claimed_at + self.lease / 2,
@@ -381,6 +394,8 @@ struct Held {
 struct Claim {
     owner: Arc<str>,
     recipients: HashMap<i64, Arc<Recipient>>,
+    /// Reminders about deals their recipients may no longer read.
+    unreadable: HashSet<i64>,
     /// A reminder not picked up by a worker by then is left to the lease's end.
     start_by: DateTime<Utc>,
     /// When the claim's lease ends unless renewed.
@@ -468,6 +483,9 @@ async fn deliver_jobs(
         let outcome = match claim.recipients.get(&r.recipient_id) {
             None => Outcome::Cancelled("the recipient no longer exists"),
             Some(to) if !to.user.active => Outcome::Cancelled("the recipient is deactivated"),
+            Some(_) if claim.unreadable.contains(&r.id) => {
+                Outcome::Cancelled("the recipient may no longer read the deal")
+            }
             Some(to) => match deliverer.deliver(&r, to).await {
                 Ok(()) => Outcome::Delivered,
                 Err(missed) => Outcome::Missed(missed),
@@ -527,6 +545,48 @@ async fn recipients(
             (u.id, Arc::new(Recipient { user: u, webhooks }))
         })
         .collect())
+}
+
+/// The reminders of a batch about deals their recipients may no longer read: a
+/// reminder is stored when its recipient may read the deal, but by the time it is due
+/// they may have left the territory, or the deal's account may have moved. What it
+/// would say about the deal is then not theirs to hear.
+async fn unreadable(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    batch: &[reminder::Model],
+    recipients: &HashMap<i64, Arc<Recipient>>,
+) -> Result<HashSet<i64>, DbErr> {
+    let mut deal_ids: Vec<i64> = batch.iter().filter_map(|r| r.opportunity_id).collect();
+    if deal_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    deal_ids.sort_unstable();
+    deal_ids.dedup();
+    let deals: HashMap<i64, opportunity::Model> = opportunity::Entity::find()
+        .filter(opportunity::Column::Id.is_in(deal_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d))
+        .collect();
+    let mut unreadable = HashSet::new();
+    for r in batch {
+        let (Some(deal_id), Some(to)) = (r.opportunity_id, recipients.get(&r.recipient_id)) else {
+            continue;
+        };
+        let readable = match deals.get(&deal_id) {
+            Some(deal) => authz
+                .scope_of(to.user.id, to.user.role)
+                .await
+                .allows_opportunity(deal, AccessLevel::Read),
+            None => false,
+        };
+        if !readable {
+            unreadable.insert(r.id);
+        }
+    }
+    Ok(unreadable)
 }
 
 struct Acker {

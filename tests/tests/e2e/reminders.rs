@@ -484,3 +484,53 @@ async fn a_reminder_fired_by_one_instance_reaches_a_subscriber_on_another() {
         created["idempotencyKey"]
     );
 }
+
+/// A reminder is stored for someone who may read its deal, but is sent only if they
+/// still may when it falls due: a rep taken out of the deal's territory in between hears
+/// nothing about the deal, while one who stayed does.
+#[tokio::test]
+async fn a_reminder_about_a_deal_its_recipient_may_no_longer_read_is_not_sent() {
+    let s = TestServer::start_with(delivery(false)).await;
+    let f = s.fixture().await;
+    let north = s.territory(&f.token, "North", None).await;
+    let account_id = s.create_account_in(&f.token, "Nordic AB", &north).await;
+    let f = accord_e2e::Fixture { account_id, ..f };
+    let (deal, _) = s.create_opportunity(&f, "Nordic renewal", "9000").await;
+    let leaving = s.user("leaving@example.com", Role::Rep).await;
+    let staying = s.user("staying@example.com", Role::Rep).await;
+    s.grant(&f.token, &north, &leaving, "READ", false).await;
+    s.grant(&f.token, &north, &staying, "READ", false).await;
+    let mut ids = Vec::new();
+    for rep in [&leaving, &staying] {
+        let rep_id = s.user_id(rep).await;
+        let created = remind(
+            &s,
+            &f.token,
+            json!({ "dueAt": soon(1_500), "message": "Renewal call with Nordic", "recipientId": rep_id, "opportunityId": deal, "channels": ["IN_APP"] }),
+        )
+        .await;
+        assert_eq!(created["status"], "PENDING", "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let leaving_id = s.user_id(&leaving).await;
+    let v = s
+        .gql(
+            Some(&f.token),
+            "mutation($t: ID!, $u: ID!) { removeTerritoryMembership(territoryId: $t, userId: $u) { membership { id } } }",
+            json!({ "t": north, "u": leaving_id }),
+        )
+        .await;
+    data(&v);
+
+    let r = wait_status(&s, &f.token, &ids[0], "CANCELLED").await;
+    assert_eq!(r["status"], "CANCELLED", "{r}");
+    assert!(
+        r["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("may no longer read the deal")),
+        "{r}"
+    );
+    assert!(r["deliveredAt"].is_null(), "{r}");
+    let r = wait_status(&s, &f.token, &ids[1], "DELIVERED").await;
+    assert_eq!(r["status"], "DELIVERED", "{r}");
+}
