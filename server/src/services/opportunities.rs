@@ -489,9 +489,6 @@ async fn try_move(
     };
 
     let txn = begin_write(&svc.db).await?;
-    if !decision.still_current(svc, &txn).await? {
-        return Ok(None);
-    }
     let seconds_in_previous = (now - before.stage_entered_at).num_seconds().max(0);
     let mut active: opportunity::ActiveModel = before.clone().into();
     active.stage_id = Set(target.id);
@@ -502,7 +499,14 @@ async fn try_move(
         StageKind::Won | StageKind::Lost => Some(now),
     });
     let close_date_moved = stage_scripts::set_fields(&mut active, &decision, &target.name)?;
-    let after = save_over(&txn, scope, active, before).await?;
+    let Some(after) = save_over(&txn, active, before, decision.scripts_unchanged()).await? else {
+        // Nothing written: the stage scripts changed since the decision (decide again),
+        // or the deal did (say how).
+        if !decision.still_current(svc, &txn).await? {
+            return Ok(None);
+        }
+        return Err(why_unwritten(&txn, scope, before).await);
+    };
     let transition_id = log_transition(
         &txn,
         actor,
@@ -620,15 +624,16 @@ async fn not_in_pipeline<C: ConnectionTrait>(db: &C, stage_id: i64) -> AppResult
 }
 
 /// Writes `active` over `before`, the deal as read (and permission-checked) before the
-/// transaction, only if it is still exactly that deal: the same version and the same
-/// territory. Every change to a deal bumps its version except an account's move to
-/// another territory, which its deals follow without one.
+/// transaction, only if it is still exactly that deal (the same version and the same
+/// territory) and `also` holds. Every change to a deal bumps its version except an
+/// account's move to another territory, which its deals follow without one. `None`:
+/// nothing was written.
 async fn save_over<C: ConnectionTrait>(
     txn: &C,
-    scope: &Scope,
     mut active: opportunity::ActiveModel,
     before: &opportunity::Model,
-) -> AppResult<opportunity::Model> {
+    also: sea_orm::Condition,
+) -> AppResult<Option<opportunity::Model>> {
     active.version = Set(before.version + 1);
     active.updated_at = Set(Utc::now());
     let same_territory = match before.territory_id {
@@ -640,18 +645,32 @@ async fn save_over<C: ConnectionTrait>(
         .filter(opportunity::Column::Id.eq(before.id))
         .filter(opportunity::Column::Version.eq(before.version))
         .filter(same_territory)
+        .filter(also)
         .exec(txn)
         .await?;
     if written.rows_affected == 0 {
-        // Say why: the deal is gone, out of the caller's reach now, or changed.
-        load_for_write(txn, scope, AccessLevel::Edit, before.id, before.version).await?;
-        return Err(AppError::Conflict(
+        return Ok(None);
+    }
+    sea_orm::TryIntoModel::try_into_model(active)
+        .map(Some)
+        .map_err(AppError::internal)
+}
+
+/// Why [`save_over`] wrote nothing over `before`: the deal is gone, out of the caller's
+/// reach now, or changed.
+async fn why_unwritten<C: ConnectionTrait>(
+    txn: &C,
+    scope: &Scope,
+    before: &opportunity::Model,
+) -> AppError {
+    match load_for_write(txn, scope, AccessLevel::Edit, before.id, before.version).await {
+        Err(why) => why,
+        Ok(_) => AppError::Conflict(
             "the opportunity moved to another territory while this change was being made; \
              try again"
                 .into(),
-        ));
+        ),
     }
-    sea_orm::TryIntoModel::try_into_model(active).map_err(AppError::internal)
 }
 
 pub async fn delete(svc: &Services, actor: &Actor, id: i64, version: i32) -> AppResult<()> {
@@ -1069,7 +1088,7 @@ pub async fn transitions(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use sea_orm::{Database, DatabaseConnection};
+    use sea_orm::{Condition, Database, DatabaseConnection};
 
     /// A deal (id 17, version 4, territory 2) of account 11 and owner 7, in a pipeline
     /// of two stages, and a second territory.
@@ -1137,9 +1156,9 @@ mod tests {
         // version: refused, nothing written.
         let before = read().await;
         territories::propagate(&db, 11, Some(3)).await.unwrap();
-        let err = save_over(&db, &scope, moved(&before), &before)
-            .await
-            .unwrap_err();
+        let unwritten = save_over(&db, moved(&before), &before, Condition::all()).await;
+        assert!(unwritten.unwrap().is_none());
+        let err = why_unwritten(&db, &scope, &before).await;
         assert!(
             matches!(&err, AppError::Conflict(m) if m.contains("another territory")),
             "{err:?}"
@@ -1155,9 +1174,9 @@ mod tests {
         let mut bumped: opportunity::ActiveModel = before.clone().into();
         bumped.version = Set(5);
         bumped.update(&db).await.unwrap();
-        let err = save_over(&db, &scope, moved(&before), &before)
-            .await
-            .unwrap_err();
+        let unwritten = save_over(&db, moved(&before), &before, Condition::all()).await;
+        assert!(unwritten.unwrap().is_none());
+        let err = why_unwritten(&db, &scope, &before).await;
         assert!(
             matches!(&err, AppError::Conflict(m) if m.contains("changed by someone else")),
             "{err:?}"
@@ -1165,9 +1184,14 @@ mod tests {
 
         // Unchanged since read: written, at the next version.
         let before = read().await;
-        let after = save_over(&db, &scope, moved(&before), &before)
+        // Unless something else the caller requires no longer holds.
+        let refused = Condition::all().add(opportunity::Column::Id.eq(-1));
+        let unwritten = save_over(&db, moved(&before), &before, refused).await;
+        assert!(unwritten.unwrap().is_none());
+        let after = save_over(&db, moved(&before), &before, Condition::all())
             .await
-            .unwrap();
+            .unwrap()
+            .expect("written");
         assert_eq!((after.stage_id, after.version), (6, 6));
         let now = read().await;
         assert_eq!((now.stage_id, now.version), (6, 6));

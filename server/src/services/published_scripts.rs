@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use accord_entities::stage_script::{self, ScriptStatus};
 use accord_entities::user::{self, Role};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, JoinType, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait};
 
 use crate::error::AppResult;
 use crate::services::rows::Reader;
@@ -214,6 +214,43 @@ pub async fn stamps<C: ConnectionTrait>(db: &C, stage_ids: &[i64]) -> AppResult<
             })
         })
         .collect())
+}
+
+/// A condition, for the move's own `UPDATE`, that holds while the scripts published
+/// for the stages of `ran_on` are exactly those (and run by the same publishers, in
+/// the same role and state): as many scripts are published for those stages as
+/// `ran_on` names, and that many of them match a stamp. The transaction re-checks the
+/// decision without a statement of its own; when the update writes nothing,
+/// [`stamps`] tells whether this is why.
+pub fn unchanged(ran_on: &[Stamp]) -> Condition {
+    let stages: Vec<i64> = ran_on.iter().map(|s| s.stage_id).collect();
+    let count = || Expr::col((stage_script::Entity, stage_script::Column::Id)).count();
+    let mut published = published_joined(&stages);
+    published.expr(count());
+    let expected: Vec<&Stamp> = ran_on.iter().filter(|s| s.script_id.is_some()).collect();
+    let published_now = Expr::from(published).eq(expected.len() as i64);
+    if expected.is_empty() {
+        return Condition::all().add(published_now);
+    }
+    let mut same = Condition::any();
+    for stamp in &expected {
+        let mut matches = Condition::all()
+            .add(stage_script::Column::Id.eq(stamp.script_id))
+            .add(stage_script::Column::StageId.eq(stamp.stage_id));
+        matches = match stamp.publisher {
+            Some(p) => matches
+                .add(user::Column::Id.eq(p.id))
+                .add(user::Column::Role.eq(p.role))
+                .add(user::Column::Active.eq(p.active)),
+            None => matches.add(user::Column::Id.is_null()),
+        };
+        same = same.add(matches);
+    }
+    let mut matching = published_joined(&stages);
+    matching.expr(count()).cond_where(same);
+    Condition::all()
+        .add(published_now)
+        .add(Expr::from(matching).eq(expected.len() as i64))
 }
 
 /// `stage_scripts` published for `stage_ids`, joined with the user each runs as (its

@@ -646,7 +646,7 @@ pub struct MoveDecision {
 ///
 /// The scripts come from the instance's cache. `None` means they had changed (on
 /// another instance): the cache has forgotten them and the move must be decided again.
-/// A decision to go ahead is checked by the transaction ([`MoveDecision::still_current`]);
+/// A decision to go ahead is checked by the move's update ([`MoveDecision::scripts_unchanged`]);
 /// a refusal is checked here before it is answered.
 pub(crate) async fn decide_move(
     svc: &Services,
@@ -987,9 +987,15 @@ pub(crate) fn set_fields(
 }
 
 impl MoveDecision {
+    /// The condition under which the move's update may write: the stage scripts (and
+    /// their publishers) are still those the decision ran on.
+    pub(crate) fn scripts_unchanged(&self) -> sea_orm::Condition {
+        published_scripts::unchanged(&self.ran_on)
+    }
+
     /// Whether the stage scripts (and their publishers) are still those the decision
-    /// ran on. Read in the move's transaction; when they are not, the cache forgets
-    /// the stages and the move is decided again.
+    /// ran on; when they are not, the cache forgets the stages (the move is decided
+    /// again).
     pub(crate) async fn still_current<C: ConnectionTrait>(
         &self,
         svc: &Services,

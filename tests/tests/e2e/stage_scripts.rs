@@ -572,41 +572,26 @@ async fn a_runaway_exit_script_is_named_and_stops_the_move() {
     );
 }
 
-/// The entering stage answers first: a move whose leaving stage's script lost its
-/// publisher is refused by the entry's guard if that refuses, and by the gone publisher
-/// once the entry allows. The change of publisher is seen although the scripts were
-/// cached before it.
+/// A script whose publisher is deactivated stops the moves it would run in, even on an
+/// instance that cached it before, and the entering stage answers first: its guard's
+/// refusal comes before the gone publisher of the stage being left.
 #[tokio::test]
 async fn a_gone_publisher_stops_moves_once_the_entry_allows_them() {
     use sea_orm::ConnectionTrait;
     let server = TestServer::start().await;
     let f = server.fixture().await;
     let ops = server.user("ops@example.com", Role::Admin).await;
-    let (opp, _) = server.create_opportunity(&f, "Leaving", "1000").await;
-    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[1]).await;
-    assert_eq!(
-        data(&v)["moveOpportunityStage"]["opportunity"]["version"],
-        2
-    );
+    let mut deals = Vec::new();
+    for name in ["First", "Second"] {
+        let (opp, _) = server.create_opportunity(&f, name, "1000").await;
+        let v = move_deal(&server, &f.token, &opp, 1, &f.stages[1]).await;
+        assert_eq!(
+            data(&v)["moveOpportunityStage"]["opportunity"]["version"],
+            2
+        );
+        deals.push(opp);
+    }
     publish_new(&server, &ops, &f.stages[1], r#"checklist("Discovered");"#).await;
-    publish_new(
-        &server,
-        &f.token,
-        &f.stages[2],
-        r#"deny("not this quarter");"#,
-    )
-    .await;
-    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
-    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
-    server
-        .state
-        .services
-        .db
-        .execute_unprepared("UPDATE users SET active = false WHERE email = 'ops@example.com'")
-        .await
-        .unwrap();
-    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
-    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
     publish_new(
         &server,
         &f.token,
@@ -614,11 +599,34 @@ async fn a_gone_publisher_stops_moves_once_the_entry_allows_them() {
         r#"checklist("Proposal sent");"#,
     )
     .await;
-    let v = move_deal(&server, &f.token, &opp, 2, &f.stages[2]).await;
+    // This move caches both scripts, with their publishers active.
+    let v = move_deal(&server, &f.token, &deals[0], 2, &f.stages[2]).await;
+    assert_eq!(
+        data(&v)["moveOpportunityStage"]["opportunity"]["version"],
+        3
+    );
+    server
+        .state
+        .services
+        .db
+        .execute_unprepared("UPDATE users SET active = false WHERE email = 'ops@example.com'")
+        .await
+        .unwrap();
+    let v = move_deal(&server, &f.token, &deals[1], 2, &f.stages[2]).await;
     assert_eq!(error_code(&v), "SCRIPT_FAILED", "{v:#}");
     let said = v.to_string();
     assert!(said.contains("no longer an active user"), "{v:#}");
     assert!(said.contains("Discovery"), "{v:#}");
+    // With an entry guard that refuses, the refusal is the answer.
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[2],
+        r#"deny("not this quarter");"#,
+    )
+    .await;
+    let v = move_deal(&server, &f.token, &deals[1], 2, &f.stages[2]).await;
+    assert_eq!(error_code(&v), "GUARD_DENIED", "{v:#}");
 }
 
 #[tokio::test]
@@ -905,9 +913,9 @@ async fn a_move_loads_only_what_its_scripts_read() {
     let f = server.fixture().await;
     let into = &f.stages[1];
     let unscripted = move_cost(&server, &f, into).await;
-    // The read, the scripts' re-check in the transaction, the update, the transition,
-    // the left stage's reminders cancelled and the audit entry.
-    assert!(unscripted <= 6, "a move without scripts cost {unscripted}");
+    // The read; in the transaction the update (which re-checks the scripts), the
+    // transition, the left stage's reminders cancelled and the audit entry.
+    assert!(unscripted <= 5, "a move without scripts cost {unscripted}");
     let actions = r#"
         remind("owner", after_days(2), "Follow up");
         task("owner", "Send the deck", after_days(1));"#;
