@@ -128,6 +128,17 @@ impl PublishedScripts {
         Ok(found)
     }
 
+    /// Whether the stages of `ran_on` still have the scripts (and publishers) it
+    /// records, read now; if not, the cache forgets those stages.
+    pub async fn still<C: ConnectionTrait>(&self, db: &C, ran_on: &[Stamp]) -> AppResult<bool> {
+        let stages: Vec<i64> = ran_on.iter().map(|s| s.stage_id).collect();
+        if stamps(db, &stages).await? == ran_on {
+            return Ok(true);
+        }
+        self.forget(&stages);
+        Ok(false)
+    }
+
     /// Drops what the cache holds for `stage_ids`: their scripts changed.
     pub fn forget(&self, stage_ids: &[i64]) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());

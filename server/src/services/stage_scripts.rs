@@ -676,8 +676,7 @@ pub(crate) async fn decide_move(
             ran_on,
         })),
         Err(refusal @ (AppError::GuardDenied { .. } | AppError::ScriptFailed { .. })) => {
-            if published_scripts::stamps(&svc.db, &stages).await? != ran_on {
-                svc.scripts.forget(&stages);
+            if !svc.scripts.still(&svc.db, &ran_on).await? {
                 return Ok(None);
             }
             Err(refusal)
@@ -758,11 +757,11 @@ async fn run_move_scripts(
 
 /// One script about to run for a move, with its author's permissions.
 struct ScriptRun {
-    source: String,
+    /// What the sandbox evaluates: the source and its context.
+    run: Run,
     /// The stage the script belongs to, for errors.
     stage: String,
     author: Arc<Scope>,
-    context: StageContext,
 }
 
 impl ScriptRun {
@@ -781,10 +780,12 @@ impl ScriptRun {
     ) -> AppResult<ScriptRun> {
         let (author, facts) = views.of(svc, db, script, stage, names, moving).await?;
         Ok(ScriptRun {
-            source: script.script.source.clone(),
+            run: Run {
+                source: script.script.source.clone(),
+                context: Box::new(context_from(&facts, names, event, stage, now, from_stage)),
+            },
             stage: stage.to_owned(),
             author,
-            context: context_from(&facts, names, event, stage, now, from_stage),
         })
     }
 }
@@ -804,20 +805,17 @@ async fn evaluate(
     deal: &opportunity::Model,
     runs: Vec<ScriptRun>,
 ) -> AppResult<Vec<AppResult<Outcome>>> {
-    let sandbox_runs = runs
-        .iter()
-        .map(|r| Run {
-            source: r.source.clone(),
-            context: Box::new(r.context.clone()),
-        })
-        .collect();
+    let (sandbox_runs, runs): (Vec<Run>, Vec<(String, Arc<Scope>)>) = runs
+        .into_iter()
+        .map(|r| (r.run, (r.stage, r.author)))
+        .unzip();
     let results = svc.sandbox.evaluate_all(Lane::Moves, sandbox_runs).await;
     let mut answers = Vec::with_capacity(runs.len());
-    for (run, result) in runs.iter().zip(results) {
+    for ((stage, author), result) in runs.iter().zip(results) {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(err) => {
-                answers.push(Err(script_failed(&run.stage, err)?));
+                answers.push(Err(script_failed(stage, err)?));
                 continue;
             }
         };
@@ -825,9 +823,9 @@ async fn evaluate(
             .actions
             .iter()
             .any(|a| matches!(a, Action::SetField { .. }));
-        if sets_fields && !run.author.allows_opportunity(deal, AccessLevel::Edit) {
+        if sets_fields && !author.allows_opportunity(deal, AccessLevel::Edit) {
             answers.push(Err(AppError::ScriptFailed {
-                stage: run.stage.clone(),
+                stage: stage.clone(),
                 message: "set_field: the script's author may not edit this deal, so neither \
                           may the script"
                     .into(),
@@ -1001,12 +999,7 @@ impl MoveDecision {
         svc: &Services,
         txn: &C,
     ) -> AppResult<bool> {
-        let stages: Vec<i64> = self.ran_on.iter().map(|s| s.stage_id).collect();
-        if published_scripts::stamps(txn, &stages).await? == self.ran_on {
-            return Ok(true);
-        }
-        svc.scripts.forget(&stages);
-        Ok(false)
+        svc.scripts.still(txn, &self.ran_on).await
     }
 
     /// Whether applying the decision stores reminders (the schedulers are then told).
