@@ -20,7 +20,7 @@ use sea_orm::{
 };
 
 use crate::authz::Scope;
-use crate::services::rows::{AccountBrief, ContactBrief, UserBrief};
+use crate::services::rows::{AccountBrief, ContactBrief, StageBrief, UserBrief};
 use accord_entities::territory_membership::AccessLevel;
 
 pub type LoadError = Arc<DbErr>;
@@ -263,6 +263,7 @@ pub struct Briefs {
     pub accounts: parking_lot::RwLock<HashMap<i64, AccountBrief>>,
     pub users: parking_lot::RwLock<HashMap<i64, UserBrief>>,
     pub contacts: parking_lot::RwLock<HashMap<i64, ContactBrief>>,
+    pub stages: parking_lot::RwLock<HashMap<i64, StageBrief>>,
 }
 
 /// A brief record read with the page, if there is one for `id`.

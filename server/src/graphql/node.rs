@@ -34,7 +34,7 @@ impl NodeQuery {
                 Node::Pipeline(Pipeline(pipelines::get(svc, actor, id).await?))
             }
             (NodeKind::Stage, id) => {
-                Node::Stage(Stage(pipelines::get_stage(svc, actor, id).await?))
+                Node::Stage(Stage::from(pipelines::get_stage(svc, actor, id).await?))
             }
             (NodeKind::Opportunity, id) => {
                 Node::Opportunity(Opportunity(opportunities::get(svc, actor, id).await?))

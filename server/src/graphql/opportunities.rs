@@ -9,7 +9,7 @@ use crate::graphql::ids::{NodeKind, decode, decode_opt};
 use crate::graphql::types::preload;
 use crate::graphql::types::{
     Account, Conn, ContactRoleKind, Grade, LeadSource, Opportunity, OpportunityContactRole,
-    OrderDirection, StageKind, User, connection, width,
+    OrderDirection, Stage, StageKind, User, connection, width,
 };
 use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::opportunities::{
@@ -174,16 +174,19 @@ impl OpportunityQuery {
         let widths = RelationWidths {
             account: width(&node.field("account"), Account::BRIEF_FIELDS),
             owner: width(&node.field("owner"), User::BRIEF_FIELDS),
-            stage: width(&node.field("stage"), &[]),
+            stage: width(&node.field("stage"), Stage::BRIEF_FIELDS),
         };
         let l = loaders(ctx)?;
         let (page, joined) = if [widths.account, widths.owner, widths.stage]
             .iter()
             .any(|w| *w != Width::Skip)
         {
-            let page =
-                opportunities::list_with_relations(svc, actor, filter, order, &args, total, widths)
-                    .await?;
+            // The service futures are boxed so that this resolver's own future, and with
+            // it every root field's (async-graphql sizes them by the largest), stays small.
+            let page = Box::pin(opportunities::list_with_relations(
+                svc, actor, filter, order, &args, total, widths,
+            ))
+            .await?;
             let mut relations = Vec::with_capacity(page.items.len());
             let page = page.map(|r| {
                 relations.push((r.account, r.owner, r.stage));
@@ -193,12 +196,12 @@ impl OpportunityQuery {
             (page, Some(widths))
         } else {
             (
-                opportunities::list(svc, actor, filter, order, &args, total).await?,
+                Box::pin(opportunities::list(svc, actor, filter, order, &args, total)).await?,
                 None,
             )
         };
         let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
-        preload::opportunities(l, &node, &models, joined).await?;
+        Box::pin(preload::opportunities(l, &node, &models, joined)).await?;
         Ok(connection(page, Opportunity))
     }
 }

@@ -73,7 +73,7 @@ impl StageScript {
             .map(User::from))
     }
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Stage> {
-        Ok(Stage(
+        Ok(Stage::from(
             crate::services::pipelines::get_stage(services(ctx), actor(ctx)?, self.0.stage_id)
                 .await?,
         ))

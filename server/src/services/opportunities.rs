@@ -29,7 +29,7 @@ use crate::services::pagination::{
 use crate::services::pipelines::entry_stage;
 use crate::services::reminders;
 use crate::services::rows::{
-    AccountBrief, FullRead, Joined, Reader, UserBrief, Width, read_optional, select_all,
+    AccountBrief, FullRead, Joined, Reader, StageBrief, UserBrief, Width, read_optional, select_all,
 };
 use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
 use crate::services::{
@@ -752,7 +752,7 @@ pub struct OpportunityWithRelations {
     pub opportunity: opportunity::Model,
     pub account: Option<Joined<account::Model, AccountBrief>>,
     pub owner: Option<Joined<user::Model, UserBrief>>,
-    pub stage: Option<stage::Model>,
+    pub stage: Option<Joined<stage::Model, StageBrief>>,
 }
 
 /// How much of each related record [`list_with_relations`] reads with the page.
@@ -760,7 +760,6 @@ pub struct OpportunityWithRelations {
 pub struct RelationWidths {
     pub account: Width,
     pub owner: Width,
-    /// Stages are small: read whole or not at all (`Brief` reads them whole).
     pub stage: Width,
 }
 
@@ -890,9 +889,7 @@ pub async fn list_with_relations(
     select_all::<opportunity::Entity>(&mut statement);
     select_joined::<AccountBrief>(&mut statement, widths.account);
     select_joined::<UserBrief>(&mut statement, widths.owner);
-    if widths.stage != Width::Skip {
-        select_all::<stage::Entity>(&mut statement);
-    }
+    select_joined::<StageBrief>(&mut statement, widths.stage);
     let db = LiteralLimits(&svc.db);
     let rows = db.query_all(&statement).await?;
     let mut read = Vec::with_capacity(rows.len());
@@ -901,10 +898,7 @@ pub async fn list_with_relations(
         let opportunity = opportunity::Model::read(&mut r)?;
         let account = read_joined::<AccountBrief>(&mut r, widths.account)?;
         let owner = read_joined::<UserBrief>(&mut r, widths.owner)?;
-        let stage = match widths.stage {
-            Width::Skip => None,
-            _ => read_optional::<stage::Model>(&mut r)?,
-        };
+        let stage = read_joined::<StageBrief>(&mut r, widths.stage)?;
         read.push(OpportunityWithRelations {
             // A deal seen only as its owner may sit in an account the caller cannot
             // see: that account stays hidden.

@@ -47,6 +47,13 @@ pub struct UserBrief {
     pub display_name: String,
 }
 
+/// What a list needs of a stage it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageBrief {
+    pub id: i64,
+    pub name: String,
+}
+
 /// What a list needs of a contact it names: the name and what decides visibility.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactBrief {
@@ -275,6 +282,21 @@ impl BriefRead for UserBrief {
         Ok(UserBrief {
             id: r.take()?,
             display_name: r.take()?,
+        })
+    }
+}
+
+impl BriefRead for StageBrief {
+    type Model = stage::Model;
+    type Entity = stage::Entity;
+    fn brief_columns() -> Vec<stage::Column> {
+        use stage::Column as C;
+        vec![C::Id, C::Name]
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DbErr> {
+        Ok(StageBrief {
+            id: r.take()?,
+            name: r.take()?,
         })
     }
 }

@@ -211,13 +211,16 @@ async fn brief_relations_answer_names_and_load_the_rest_when_asked() {
 
     // Asked for more than names, the list reads them whole.
     let full = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {
-        account { name industry } owner { displayName email } contactRoles { contact { fullName email } } } } } }";
+        account { name industry } owner { displayName email } stage { name kind probability }
+        contactRoles { contact { fullName email } } } } } }";
     let v = server
         .gql(Some(&f.token), full, json!({ "a": account }))
         .await;
     let node = &data(&v)["opportunities"]["edges"][0]["node"];
     assert_eq!(node["account"]["industry"], "Steel");
     assert_eq!(node["owner"]["email"], me["email"]);
+    assert_eq!(node["stage"]["kind"], "OPEN");
+    assert_eq!(node["stage"]["probability"], 10);
     assert_eq!(
         node["contactRoles"][0]["contact"]["email"],
         "ada@steel.example"
@@ -226,8 +229,9 @@ async fn brief_relations_answer_names_and_load_the_rest_when_asked() {
     // Names at the top; the rest of the same records through the contact role's deal,
     // which the list's look-ahead does not cover: whole records, loaded when asked.
     let mixed = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {
-        account { name } owner { displayName } contactRoles { contact { fullName }
+        account { name } owner { displayName } stage { name } contactRoles { contact { fullName }
           opportunity { account { industry country website } owner { email role }
+            stage { position probability kind pipeline { id name } }
             contactRoles { contact { email title } } } } } } } }";
     let v = server
         .gql(Some(&f.token), mixed, json!({ "a": account }))
@@ -240,6 +244,12 @@ async fn brief_relations_answer_names_and_load_the_rest_when_asked() {
     assert_eq!(again["account"]["website"], "https://steel.example");
     assert_eq!(again["owner"]["email"], me["email"]);
     assert_eq!(again["owner"]["role"], "ADMIN");
+    assert_eq!(node["stage"]["name"], "Qualify");
+    assert_eq!(again["stage"]["position"], 0);
+    assert_eq!(again["stage"]["probability"], 10);
+    assert_eq!(again["stage"]["kind"], "OPEN");
+    assert_eq!(again["stage"]["pipeline"]["id"], f.pipeline_id.as_str());
+    assert_eq!(again["stage"]["pipeline"]["name"], "New Business");
     assert_eq!(
         again["contactRoles"][0]["contact"]["email"],
         "ada@steel.example"

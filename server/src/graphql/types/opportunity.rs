@@ -92,12 +92,16 @@ impl Opportunity {
             .map(Pipeline))
     }
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
-        Ok(loaders(ctx)?
+        let loaders = loaders(ctx)?;
+        if let Some(brief) = loaders::brief(&loaders.briefs.stages, self.0.stage_id) {
+            return Ok(Some(Stage(Row::brief(brief))));
+        }
+        Ok(loaders
             .stages
             .load_one(self.0.stage_id)
             .await
             .map_err(load_error)?
-            .map(Stage))
+            .map(Stage::from))
     }
     /// The buying committee: contacts and the roles they play on this deal.
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
@@ -127,11 +131,15 @@ impl Opportunity {
     ) -> async_graphql::Result<Option<crate::graphql::stage_scripts::ScriptRun>> {
         let svc = crate::graphql::services(ctx);
         let actor = crate::graphql::actor(ctx)?;
-        Ok(
-            crate::services::stage_scripts::guidance(svc, actor, &self.0)
-                .await?
-                .map(Into::into),
-        )
+        // Boxed, as are the other resolvers that run a service: async-graphql gives every
+        // selected field of every deal a future as large as this type's largest resolver,
+        // and running a script is large (4.5 KB). Unboxed, each `name` of a 50-deal page
+        // would allocate and copy that much.
+        Ok(Box::pin(crate::services::stage_scripts::guidance(
+            svc, actor, &self.0,
+        ))
+        .await?
+        .map(Into::into))
     }
     /// Reminders scheduled for this deal (by stage scripts), soonest first.
     #[graphql(complexity = "10 * child_complexity")]
@@ -140,13 +148,13 @@ impl Opportunity {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<crate::graphql::reminders::Reminder>> {
         let svc = crate::graphql::services(ctx);
-        Ok(
-            crate::services::reminders::of_opportunity(&svc.db, self.0.id)
-                .await?
-                .into_iter()
-                .map(crate::graphql::reminders::Reminder)
-                .collect(),
-        )
+        Ok(Box::pin(crate::services::reminders::of_opportunity(
+            &svc.db, self.0.id,
+        ))
+        .await?
+        .into_iter()
+        .map(crate::graphql::reminders::Reminder)
+        .collect())
     }
     /// Tasks and approval requests on this deal, oldest first.
     #[graphql(complexity = "10 * child_complexity")]
@@ -155,11 +163,13 @@ impl Opportunity {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<crate::graphql::calendar::Task>> {
         let svc = crate::graphql::services(ctx);
-        Ok(crate::services::stage_scripts::tasks_of(&svc.db, self.0.id)
-            .await?
-            .into_iter()
-            .map(crate::graphql::calendar::Task)
-            .collect())
+        Ok(
+            Box::pin(crate::services::stage_scripts::tasks_of(&svc.db, self.0.id))
+                .await?
+                .into_iter()
+                .map(crate::graphql::calendar::Task)
+                .collect(),
+        )
     }
     /// Every stage change, oldest first, starting with the entry stage.
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
@@ -256,7 +266,7 @@ impl StageTransition {
             .load_one(id)
             .await
             .map_err(load_error)?
-            .map(Stage))
+            .map(Stage::from))
     }
     async fn to_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
         Ok(loaders(ctx)?
@@ -264,7 +274,7 @@ impl StageTransition {
             .load_one(self.0.to_stage_id)
             .await
             .map_err(load_error)?
-            .map(Stage))
+            .map(Stage::from))
     }
     async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.actor_id else {

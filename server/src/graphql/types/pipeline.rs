@@ -2,10 +2,11 @@ use accord_entities::{pipeline, stage};
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
-use super::{StageKind, User};
+use super::{Row, StageKind, User};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
 use crate::graphql::loaders::load_error;
+use crate::services::rows::StageBrief;
 
 pub struct Pipeline(pub pipeline::Model);
 
@@ -45,35 +46,59 @@ impl Pipeline {
             .load_one(self.0.id)
             .await
             .map_err(load_error)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Stage).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Stage::from)
+            .collect())
     }
 }
 
-pub struct Stage(pub stage::Model);
+pub struct Stage(pub Row<stage::Model, StageBrief>);
+
+impl From<stage::Model> for Stage {
+    fn from(model: stage::Model) -> Self {
+        Stage(Row::Full(model))
+    }
+}
+
+impl Stage {
+    /// The fields a brief stage answers without loading the whole row.
+    pub const BRIEF_FIELDS: &'static [&'static str] = &["id", "name"];
+
+    /// The whole stage (see [`Row`]).
+    async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&stage::Model> {
+        self.0.whole(&loaders(ctx)?.stages, "stage").await
+    }
+}
 
 #[Object]
 impl Stage {
     pub async fn id(&self) -> ID {
-        encode(NodeKind::Stage, self.0.id)
+        encode(NodeKind::Stage, self.0.key())
     }
     async fn name(&self) -> &str {
-        &self.0.name
+        match &self.0 {
+            Row::Full(m) => &m.name,
+            Row::Brief { brief, .. } => &brief.name,
+        }
     }
     /// 0-based order within the pipeline.
-    async fn position(&self) -> i32 {
-        self.0.position
+    async fn position(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(self.model(ctx).await?.position)
     }
     /// Win probability in percent.
-    async fn probability(&self) -> i32 {
-        self.0.probability
+    async fn probability(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(self.model(ctx).await?.probability)
     }
-    async fn kind(&self) -> StageKind {
-        self.0.kind.into()
+    async fn kind(&self, ctx: &Context<'_>) -> async_graphql::Result<StageKind> {
+        Ok(self.model(ctx).await?.kind.into())
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
+        let pipeline_id = self.model(ctx).await?.pipeline_id;
         Ok(loaders(ctx)?
             .pipelines
-            .load_one(self.0.pipeline_id)
+            .load_one(pipeline_id)
             .await
             .map_err(load_error)?
             .map(Pipeline))

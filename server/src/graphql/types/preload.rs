@@ -17,7 +17,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::graphql::loaders::{LoadError, Loaders, load_error};
 use crate::services::opportunities::RelationWidths;
-use crate::services::rows::{AccountBrief, Joined, UserBrief, Width};
+use crate::services::rows::{AccountBrief, Joined, StageBrief, UserBrief, Width};
 
 type Result = async_graphql::Result<()>;
 
@@ -91,7 +91,8 @@ where
 /// ones into [`crate::graphql::loaders::Briefs`].
 pub(crate) async fn feed_joined(l: &Loaders, relations: Vec<JoinedRelations>) {
     let (mut accounts, mut owners, mut stages) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut brief_accounts, mut brief_owners) = (Vec::new(), Vec::new());
+    let (mut brief_accounts, mut brief_owners, mut brief_stages) =
+        (Vec::new(), Vec::new(), Vec::new());
     for (account, owner, stage) in relations {
         match account {
             Some(Joined::Full(a)) => accounts.push((a.id, a)),
@@ -103,10 +104,15 @@ pub(crate) async fn feed_joined(l: &Loaders, relations: Vec<JoinedRelations>) {
             Some(Joined::Brief(u)) => brief_owners.push((u.id, u)),
             None => {}
         }
-        stages.extend(stage.map(|s| (s.id, s)));
+        match stage {
+            Some(Joined::Full(s)) => stages.push((s.id, s)),
+            Some(Joined::Brief(s)) => brief_stages.push((s.id, s)),
+            None => {}
+        }
     }
     l.briefs.accounts.write().extend(brief_accounts);
     l.briefs.users.write().extend(brief_owners);
+    l.briefs.stages.write().extend(brief_stages);
     l.accounts.feed_many(accounts).await;
     l.users.feed_many(owners).await;
     l.stages.feed_many(stages).await;
@@ -116,7 +122,7 @@ pub(crate) async fn feed_joined(l: &Loaders, relations: Vec<JoinedRelations>) {
 pub(crate) type JoinedRelations = (
     Option<Joined<account::Model, AccountBrief>>,
     Option<Joined<user::Model, UserBrief>>,
-    Option<stage::Model>,
+    Option<Joined<stage::Model, StageBrief>>,
 );
 
 /// `joined`: the widths a joined page read the deals' account, owner and stage with;

@@ -7,11 +7,11 @@
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use tokio::sync::OnceCell;
 
-use accord_entities::{account, contact, user};
+use accord_entities::{account, contact, stage, user};
 
 use crate::error::AppError;
 use crate::graphql::loaders::{LoadError, load_error};
-use crate::services::rows::{AccountBrief, ContactBrief, Joined, UserBrief};
+use crate::services::rows::{AccountBrief, ContactBrief, Joined, StageBrief, UserBrief};
 
 pub enum Row<M, B> {
     Full(M),
@@ -85,7 +85,9 @@ keyed!(
     user::Model,
     UserBrief,
     contact::Model,
-    ContactBrief
+    ContactBrief,
+    stage::Model,
+    StageBrief
 );
 
 impl<M, B> From<Joined<M, B>> for Row<M, B> {
