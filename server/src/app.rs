@@ -37,6 +37,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    pub documents: Arc<crate::graphql::documents::Documents>,
 }
 
 /// Connects to the database and applies pending migrations.
@@ -70,6 +71,7 @@ pub async fn state(
         schema,
         metrics,
         limits,
+        documents: Arc::default(),
     })
 }
 
@@ -309,7 +311,10 @@ async fn execute(
     let prepared: Vec<Request> = requests
         .into_iter()
         .map(|r| {
-            let r = r.data(Loaders::new(&state.services.db, scope.clone()));
+            let r = state
+                .documents
+                .prepare(r)
+                .data(Loaders::new(&state.services.db, scope.clone()));
             match &actor {
                 Some(a) => r.data(a.clone()),
                 None => r.disable_introspection(),

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod audit;
 pub mod calendar;
 pub mod contacts;
+pub mod documents;
 pub mod ids;
 pub mod leads;
 pub mod loaders;
