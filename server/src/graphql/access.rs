@@ -4,7 +4,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, OneofObject, SimpleObject};
 
 use crate::graphql::ids::{NodeKind, decode, decode_any, decode_opt, encode};
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 use crate::graphql::territories::{
     AccountMove, AssignmentRuleInput, SetTerritoryMembershipInput, account_move, membership_input,
     rule_input,
@@ -187,11 +187,8 @@ pub struct TerritoryLevelChange(access::LevelChange);
 #[Object]
 impl TerritoryLevelChange {
     async fn territory(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Territory>> {
-        Ok(loaders(ctx)?
-            .territories
-            .load_one(self.0.territory_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.territories, self.0.territory_id)
+            .await?
             .map(Territory))
     }
     /// `null`: no access.

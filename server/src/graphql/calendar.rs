@@ -10,7 +10,7 @@ use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Simp
 use chrono::{DateTime, Utc};
 
 use crate::graphql::ids::{NodeKind, decode, decode_opt, encode};
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 use crate::graphql::types::{Account, Contact, Opportunity, User};
 use crate::graphql::{actor, loaders, services};
 use crate::services::calendar::{self, Range, Subject, Whose};
@@ -64,30 +64,15 @@ async fn subject_fields(
 ) -> async_graphql::Result<(Option<Account>, Option<Contact>, Option<Opportunity>)> {
     let l = loaders(ctx)?;
     let a = match account {
-        Some(id) => l
-            .accounts
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(Account::from),
+        Some(id) => one(&l.accounts, id).await?.map(Account::from),
         None => None,
     };
     let c = match contact {
-        Some(id) => l
-            .contacts
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(Contact::from),
+        Some(id) => one(&l.contacts, id).await?.map(Contact::from),
         None => None,
     };
     let o = match deal {
-        Some(id) => l
-            .opportunities
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(Opportunity),
+        Some(id) => one(&l.opportunities, id).await?.map(Opportunity),
         None => None,
     };
     Ok((a, c, o))
@@ -95,12 +80,7 @@ async fn subject_fields(
 
 /// One user by ID through the request's loader.
 pub(crate) async fn user_field(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<User>> {
-    Ok(loaders(ctx)?
-        .users
-        .load_one(id)
-        .await
-        .map_err(load_error)?
-        .map(User::from))
+    Ok(one(&loaders(ctx)?.users, id).await?.map(User::from))
 }
 
 pub struct Event(pub event::Model);
@@ -177,11 +157,8 @@ impl Event {
             .2)
     }
     async fn attendees(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Attendee>> {
-        Ok(loaders(ctx)?
-            .attendees_by_event
-            .load_one(self.0.id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.attendees_by_event, self.0.id)
+            .await?
             .unwrap_or_default()
             .into_iter()
             .map(Attendee)

@@ -399,3 +399,20 @@ impl Loaders {
 pub fn load_error(err: LoadError) -> async_graphql::Error {
     crate::error::AppError::internal(anyhow::anyhow!("batch load failed: {err}")).into()
 }
+
+/// Loads one key through `loader`, in a boxed future.
+///
+/// async-graphql gives every selected field of an object a future as large as that
+/// type's largest resolver, and a DataLoader call held inline is some 450 bytes: one
+/// relation resolver would make each `name` of each row of a list allocate and copy
+/// that much. Boxed, only a resolver that really loads pays for it.
+pub fn one<L, K>(
+    loader: &DataLoader<L, HashMapCache>,
+    key: K,
+) -> futures::future::BoxFuture<'_, async_graphql::Result<Option<L::Value>>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    L: Loader<K, Error = LoadError>,
+{
+    Box::pin(async move { loader.load_one(key).await.map_err(load_error) })
+}

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::graphql::accounts::DeletePayload;
 use crate::graphql::calendar::user_field;
 use crate::graphql::ids::{NodeKind, decode, decode_opt, encode};
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 use crate::graphql::types::{Account, Contact, ContactRoleKind, Opportunity, User};
 use crate::graphql::{actor, loaders, services};
 use crate::services::influence::{self as svc, InfluenceChanges, NewInfluence, RelationshipInput};
@@ -65,12 +65,7 @@ impl ContactInfluence {
 }
 
 async fn contact(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Contact>> {
-    Ok(loaders(ctx)?
-        .contacts
-        .load_one(id)
-        .await
-        .map_err(load_error)?
-        .map(Contact::from))
+    Ok(one(&loaders(ctx)?.contacts, id).await?.map(Contact::from))
 }
 
 /// How well one of our users knows a contact.
@@ -216,11 +211,8 @@ pub struct DealRole {
 #[ComplexObject]
 impl DealRole {
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
-        Ok(loaders(ctx)?
-            .opportunities
-            .load_one(self.opportunity_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.opportunities, self.opportunity_id)
+            .await?
             .map(Opportunity))
     }
 }

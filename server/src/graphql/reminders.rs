@@ -62,12 +62,11 @@ impl Reminder {
         encode(NodeKind::Reminder, self.0.id)
     }
     async fn recipient(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(loaders(ctx)?
-            .users
-            .load_one(self.0.recipient_id)
-            .await
-            .map_err(crate::graphql::loaders::load_error)?
-            .map(User::from))
+        Ok(
+            crate::graphql::loaders::one(&loaders(ctx)?.users, self.0.recipient_id)
+                .await?
+                .map(User::from),
+        )
     }
     /// The deal it is about, if you may see it.
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {

@@ -65,12 +65,11 @@ impl StageScript {
         let Some(author) = self.0.author_id else {
             return Ok(None);
         };
-        Ok(crate::graphql::loaders(ctx)?
-            .users
-            .load_one(author)
-            .await
-            .map_err(crate::graphql::loaders::load_error)?
-            .map(User::from))
+        Ok(
+            crate::graphql::loaders::one(&crate::graphql::loaders(ctx)?.users, author)
+                .await?
+                .map(User::from),
+        )
     }
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Stage> {
         Ok(Stage::from(

@@ -2,6 +2,8 @@
 //! its sort key and id, so pages stay stable under inserts and deep pages cost the same
 //! as the first one (no OFFSET scans over a million opportunities).
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -49,7 +51,7 @@ impl From<SortKey> for Value {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Cursor {
     /// The order the cursor was issued for (`column:asc|desc`): a cursor is only valid
     /// for the list order that produced it.
@@ -58,12 +60,52 @@ struct Cursor {
     id: i64,
 }
 
-impl Cursor {
-    fn encode(&self) -> String {
-        // Serializing a plain struct of scalars cannot fail.
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+/// A row's place in its list, encoded into the opaque cursor string only when a client
+/// asks for it: most list queries never select `cursor` or `pageInfo`, and encoding is a
+/// JSON document and a base64 string per row.
+#[derive(Debug, Clone)]
+pub struct EdgeCursor {
+    /// The list's order tag, shared by every row of a page.
+    order: Arc<str>,
+    key: SortKey,
+    id: i64,
+}
+
+/// The wire form of `EdgeCursor`, field for field that of `Cursor`, so `Cursor::decode`
+/// reads what this writes.
+#[derive(Serialize)]
+struct CursorRef<'a> {
+    o: &'a str,
+    k: &'a SortKey,
+    id: i64,
+}
+
+impl EdgeCursor {
+    fn new<E: EntityTrait>(
+        order: &SortOrder<E>,
+        tag: &Arc<str>,
+        id: E::Column,
+        model: &E::Model,
+    ) -> Self {
+        EdgeCursor {
+            order: Arc::clone(tag),
+            key: (order.key)(model),
+            id: id_of(model, id),
+        }
     }
 
+    pub fn encode(&self) -> String {
+        let wire = CursorRef {
+            o: &self.order,
+            k: &self.key,
+            id: self.id,
+        };
+        // Serializing a plain struct of scalars cannot fail.
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
+    }
+}
+
+impl Cursor {
     /// Decodes a cursor and checks it belongs to `order`: same sort column and direction,
     /// and a key of the column's type (a forged key would otherwise reach SQL as a type
     /// error, or silently compare text with numbers on SQLite).
@@ -119,7 +161,7 @@ pub struct SortOrder<E: EntityTrait> {
 
 /// One page of rows, each with its cursor.
 pub struct Page<T> {
-    pub items: Vec<(String, T)>,
+    pub items: Vec<(EdgeCursor, T)>,
     pub has_next_page: bool,
     pub has_previous_page: bool,
     pub total_count: Option<u64>,
@@ -179,13 +221,20 @@ pub fn first_or_default(first: Option<i32>) -> AppResult<u64> {
     Ok(page_size("first", first)?.unwrap_or(DEFAULT_PAGE_SIZE))
 }
 
-pub fn cursor_for<E: EntityTrait>(order: &SortOrder<E>, id: E::Column, model: &E::Model) -> String {
-    Cursor {
-        o: order_tag(order),
-        k: (order.key)(model),
-        id: id_of(model, id),
-    }
-    .encode()
+/// Cursors for `models` of a page in `order`.
+pub fn cursors_for<'m, E: EntityTrait>(
+    order: &SortOrder<E>,
+    id: E::Column,
+    models: impl IntoIterator<Item = &'m E::Model>,
+) -> Vec<EdgeCursor>
+where
+    E::Model: 'm,
+{
+    let tag: Arc<str> = order_tag(order).into();
+    models
+        .into_iter()
+        .map(|model| EdgeCursor::new(order, &tag, id, model))
+        .collect()
 }
 
 /// A page request resolved against a sort order: keyset conditions, direction and limit,
@@ -318,10 +367,8 @@ impl<'a, E: EntityTrait> PagePlan<'a, E> {
         } else {
             (has_more, self.after.is_some())
         };
-        let items = rows
-            .into_iter()
-            .map(|r| (cursor_for(self.order, self.id, model(&r)), r))
-            .collect();
+        let cursors = cursors_for(self.order, self.id, rows.iter().map(&model));
+        let items = cursors.into_iter().zip(rows).collect();
         Page {
             items,
             has_next_page,
@@ -384,9 +431,9 @@ mod tests {
     fn cursor_round_trips_and_rejects_garbage() {
         use crate::services::accounts::{AccountSort, sort_order};
         let by_name = sort_order(AccountSort::Name, false);
-        let c = Cursor {
-            o: order_tag(&by_name),
-            k: SortKey::Text("Acme".into()),
+        let c = EdgeCursor {
+            order: order_tag(&by_name).into(),
+            key: SortKey::Text("Acme".into()),
             id: 42,
         };
         let decoded = Cursor::decode("after", &c.encode(), &by_name).unwrap();
@@ -405,9 +452,9 @@ mod tests {
         let by_name_desc = sort_order(AccountSort::Name, true);
         assert!(Cursor::decode("after", &c.encode(), &by_name_desc).is_err());
         // A forged key of the wrong type for the column.
-        let forged = Cursor {
-            o: order_tag(&by_name),
-            k: SortKey::Int(5),
+        let forged = EdgeCursor {
+            order: order_tag(&by_name).into(),
+            key: SortKey::Int(5),
             id: 1,
         };
         assert!(Cursor::decode("after", &forged.encode(), &by_name).is_err());

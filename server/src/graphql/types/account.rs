@@ -6,7 +6,7 @@ use super::{
     AccountSize, Conn, Contact, Money, Note, Opportunity, Row, User, connection, nested_first_page,
 };
 use crate::graphql::ids::{NodeKind, encode};
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 use crate::graphql::{loaders, wants_total};
 use crate::services::contacts::{self, ContactSort};
 use crate::services::opportunities::{self, OpportunitySort};
@@ -80,22 +80,13 @@ impl Account {
         let Some(id) = self.model(ctx).await?.parent_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .accounts
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(Account::from))
+        Ok(one(&loaders(ctx)?.accounts, id).await?.map(Account::from))
     }
 
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
     #[graphql(complexity = "10 * child_complexity")]
     async fn children(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
-        let rows = loaders(ctx)?
-            .children_by_account
-            .load_one(self.0.key())
-            .await
-            .map_err(load_error)?;
+        let rows = one(&loaders(ctx)?.children_by_account, self.0.key()).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -111,11 +102,8 @@ impl Account {
         let Some(id) = self.model(ctx).await?.territory_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .territories
-            .load_one(id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.territories, id)
+            .await?
             .map(super::Territory))
     }
 
@@ -128,12 +116,7 @@ impl Account {
         let Some(id) = self.model(ctx).await?.owner_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .users
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(User::from))
+        Ok(one(&loaders(ctx)?.users, id).await?.map(User::from))
     }
 
     /// The account's contacts by last name. Continue with

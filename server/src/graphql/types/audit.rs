@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::User;
 use crate::graphql::ids::{NodeKind, encode, encode_named};
 use crate::graphql::loaders;
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 
 pub struct AuditEntry(pub audit_log::Model);
 
@@ -38,11 +38,6 @@ impl AuditEntry {
         let Some(id) = self.0.actor_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .users
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(User::from))
+        Ok(one(&loaders(ctx)?.users, id).await?.map(User::from))
     }
 }

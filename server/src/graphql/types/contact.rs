@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Account, Note, OpportunityContactRole, Row};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 use crate::services::rows::ContactBrief;
 
 pub struct Contact(pub Row<contact::Model, ContactBrief>);
@@ -72,11 +72,8 @@ impl Contact {
 
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         let account_id = self.model(ctx).await?.account_id;
-        Ok(loaders(ctx)?
-            .accounts
-            .load_one(account_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.accounts, account_id)
+            .await?
             .map(Account::from))
     }
 
@@ -85,22 +82,13 @@ impl Contact {
         let Some(id) = self.model(ctx).await?.reports_to_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .contacts
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(Contact::from))
+        Ok(one(&loaders(ctx)?.contacts, id).await?.map(Contact::from))
     }
 
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
     #[graphql(complexity = "10 * child_complexity")]
     async fn direct_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Contact>> {
-        let rows = loaders(ctx)?
-            .reports_by_contact
-            .load_one(self.0.key())
-            .await
-            .map_err(load_error)?;
+        let rows = one(&loaders(ctx)?.reports_by_contact, self.0.key()).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -115,11 +103,7 @@ impl Contact {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
-        let rows = loaders(ctx)?
-            .roles_by_contact
-            .load_one(self.0.key())
-            .await
-            .map_err(load_error)?;
+        let rows = one(&loaders(ctx)?.roles_by_contact, self.0.key()).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()

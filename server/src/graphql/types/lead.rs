@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Account, Contact, Grade, LeadSource, LeadStatus, Note, Opportunity, User};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 
 pub struct Lead(pub lead::Model);
 
@@ -58,34 +58,19 @@ impl Lead {
         let Some(id) = self.0.owner_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .users
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(User::from))
+        Ok(one(&loaders(ctx)?.users, id).await?.map(User::from))
     }
     async fn converted_account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         let Some(id) = self.0.converted_account_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .accounts
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(Account::from))
+        Ok(one(&loaders(ctx)?.accounts, id).await?.map(Account::from))
     }
     async fn converted_contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         let Some(id) = self.0.converted_contact_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .contacts
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(Contact::from))
+        Ok(one(&loaders(ctx)?.contacts, id).await?.map(Contact::from))
     }
     async fn converted_opportunity(
         &self,
@@ -94,11 +79,8 @@ impl Lead {
         let Some(id) = self.0.converted_opportunity_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .opportunities
-            .load_one(id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.opportunities, id)
+            .await?
             .map(Opportunity))
     }
 

@@ -26,11 +26,11 @@ pub use row::Row;
 pub use territory::{AccessLevel, AssignmentRule, Territory, TerritoryKind, TerritoryMembership};
 pub use user::{ApiToken, User};
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{ID, Interface, SimpleObject};
 use rust_decimal::Decimal;
 
-use crate::services::pagination::Page;
+use crate::services::pagination::{EdgeCursor, Page};
 use crate::services::rows::Width;
 use crate::services::validate::micros_to_decimal;
 
@@ -94,7 +94,24 @@ pub struct ConnectionTotals {
     pub total_count: i64,
 }
 
-pub type Conn<T> = Connection<String, T, ConnectionTotals>;
+pub type Conn<T> = Connection<EdgeCursor, T, ConnectionTotals>;
+
+/// Edges carry their cursor unencoded; async-graphql encodes it only when `cursor`,
+/// `startCursor` or `endCursor` is selected.
+impl CursorType for EdgeCursor {
+    type Error = &'static str;
+
+    /// Lists take `after`/`before` as strings and decode them against their own order
+    /// (`PagePlan::new`); async-graphql's `connection::query` helper, the only caller of
+    /// this, is not used.
+    fn decode_cursor(_: &str) -> Result<Self, Self::Error> {
+        Err("cursors are decoded by the list that issued them")
+    }
+
+    fn encode_cursor(&self) -> String {
+        self.encode()
+    }
+}
 
 pub fn connection<M, T>(page: Page<M>, wrap: impl Fn(M) -> T) -> Conn<T>
 where
@@ -116,8 +133,8 @@ where
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use sea_orm::EntityTrait;
 
-use crate::graphql::loaders::{CountPerParent, FirstPerParent, load_error};
-use crate::services::pagination::{SortOrder, cursor_for, first_or_default};
+use crate::graphql::loaders::{CountPerParent, FirstPerParent, one};
+use crate::services::pagination::{SortOrder, cursors_for, first_or_default};
 
 /// The first page of a nested to-many edge, batched across all parents in the response.
 /// Cursors match the top-level list with the same order, so a client continues paging
@@ -139,26 +156,17 @@ where
     let mut models = if limit == 0 {
         Vec::new()
     } else {
-        rows.load_one((parent, limit))
-            .await
-            .map_err(load_error)?
-            .unwrap_or_default()
+        one(rows, (parent, limit)).await?.unwrap_or_default()
     };
     let has_next_page = models.len() as u64 > limit;
     models.truncate(limit as usize);
     let total_count = match counts {
-        Some(loader) => Some(
-            loader
-                .load_one(parent)
-                .await
-                .map_err(load_error)?
-                .unwrap_or(0) as u64,
-        ),
+        Some(loader) => Some(one(loader, parent).await?.unwrap_or(0) as u64),
         None => None,
     };
-    let items = models
+    let items = cursors_for(order, id, &models)
         .into_iter()
-        .map(|m| (cursor_for(order, id, &m), m))
+        .zip(models)
         .collect();
     Ok(Page {
         items,

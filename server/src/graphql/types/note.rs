@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::User;
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
-use crate::graphql::loaders::{FirstPerParent, load_error};
+use crate::graphql::loaders::{FirstPerParent, one};
 use crate::services::pagination::first_or_default;
 
 pub struct Note(pub note::Model);
@@ -23,11 +23,8 @@ impl Note {
         self.0.created_at
     }
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(loaders(ctx)?
-            .users
-            .load_one(self.0.author_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.users, self.0.author_id)
+            .await?
             .map(User::from))
     }
 }
@@ -42,11 +39,7 @@ pub(crate) async fn notes_of(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut rows = loader
-        .load_one((parent, limit))
-        .await
-        .map_err(load_error)?
-        .unwrap_or_default();
+    let mut rows = one(loader, (parent, limit)).await?.unwrap_or_default();
     rows.truncate(limit as usize);
     Ok(rows.into_iter().map(Note).collect())
 }

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 
 pub struct Opportunity(pub opportunity::Model);
 
@@ -64,11 +64,8 @@ impl Opportunity {
         if let Some(brief) = loaders::brief(&loaders.briefs.accounts, self.0.account_id) {
             return Ok(Some(Account(Row::brief(brief))));
         }
-        Ok(loaders
-            .accounts
-            .load_one(self.0.account_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders.accounts, self.0.account_id)
+            .await?
             .map(Account::from))
     }
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
@@ -76,19 +73,11 @@ impl Opportunity {
         if let Some(brief) = loaders::brief(&loaders.briefs.users, self.0.owner_id) {
             return Ok(Some(User(Row::brief(brief))));
         }
-        Ok(loaders
-            .users
-            .load_one(self.0.owner_id)
-            .await
-            .map_err(load_error)?
-            .map(User::from))
+        Ok(one(&loaders.users, self.0.owner_id).await?.map(User::from))
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
-        Ok(loaders(ctx)?
-            .pipelines
-            .load_one(self.0.pipeline_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.pipelines, self.0.pipeline_id)
+            .await?
             .map(Pipeline))
     }
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
@@ -96,11 +85,8 @@ impl Opportunity {
         if let Some(brief) = loaders::brief(&loaders.briefs.stages, self.0.stage_id) {
             return Ok(Some(Stage(Row::brief(brief))));
         }
-        Ok(loaders
-            .stages
-            .load_one(self.0.stage_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders.stages, self.0.stage_id)
+            .await?
             .map(Stage::from))
     }
     /// The buying committee: contacts and the roles they play on this deal.
@@ -110,11 +96,7 @@ impl Opportunity {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
-        let rows = loaders(ctx)?
-            .roles_by_opportunity
-            .load_one(self.0.id)
-            .await
-            .map_err(load_error)?;
+        let rows = one(&loaders(ctx)?.roles_by_opportunity, self.0.id).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -178,11 +160,7 @@ impl Opportunity {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<StageTransition>> {
-        let rows = loaders(ctx)?
-            .transitions_by_opportunity
-            .load_one(self.0.id)
-            .await
-            .map_err(load_error)?;
+        let rows = one(&loaders(ctx)?.transitions_by_opportunity, self.0.id).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -220,19 +198,13 @@ impl OpportunityContactRole {
         if let Some(brief) = loaders::brief(&loaders.briefs.contacts, self.0.contact_id) {
             return Ok(Some(Contact(Row::brief(brief))));
         }
-        Ok(loaders
-            .contacts
-            .load_one(self.0.contact_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders.contacts, self.0.contact_id)
+            .await?
             .map(Contact::from))
     }
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
-        Ok(loaders(ctx)?
-            .opportunities
-            .load_one(self.0.opportunity_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.opportunities, self.0.opportunity_id)
+            .await?
             .map(Opportunity))
     }
 }
@@ -261,30 +233,17 @@ impl StageTransition {
         let Some(id) = self.0.from_stage_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .stages
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(Stage::from))
+        Ok(one(&loaders(ctx)?.stages, id).await?.map(Stage::from))
     }
     async fn to_stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
-        Ok(loaders(ctx)?
-            .stages
-            .load_one(self.0.to_stage_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.stages, self.0.to_stage_id)
+            .await?
             .map(Stage::from))
     }
     async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.actor_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .users
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(User::from))
+        Ok(one(&loaders(ctx)?.users, id).await?.map(User::from))
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Row, StageKind, User};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 use crate::services::rows::StageBrief;
 
 pub struct Pipeline(pub pipeline::Model);
@@ -29,23 +29,14 @@ impl Pipeline {
         let Some(id) = self.0.manager_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .users
-            .load_one(id)
-            .await
-            .map_err(load_error)?
-            .map(User::from))
+        Ok(one(&loaders(ctx)?.users, id).await?.map(User::from))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
     /// Stages in pipeline order.
     async fn stages(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Stage>> {
-        let rows = loaders(ctx)?
-            .stages_by_pipeline
-            .load_one(self.0.id)
-            .await
-            .map_err(load_error)?;
+        let rows = one(&loaders(ctx)?.stages_by_pipeline, self.0.id).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -96,11 +87,8 @@ impl Stage {
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
         let pipeline_id = self.model(ctx).await?.pipeline_id;
-        Ok(loaders(ctx)?
-            .pipelines
-            .load_one(pipeline_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.pipelines, pipeline_id)
+            .await?
             .map(Pipeline))
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 use accord_entities::{account, contact, stage, user};
 
 use crate::error::AppError;
-use crate::graphql::loaders::{LoadError, load_error};
+use crate::graphql::loaders::{LoadError, one};
 use crate::services::rows::{AccountBrief, ContactBrief, Joined, StageBrief, UserBrief};
 
 pub enum Row<M, B> {
@@ -53,10 +53,8 @@ impl<M: Keyed, B: Keyed> Row<M, B> {
                 let id = self.key();
                 whole
                     .get_or_try_init(|| async move {
-                        loader
-                            .load_one(id)
-                            .await
-                            .map_err(load_error)?
+                        one(loader, id)
+                            .await?
                             .ok_or_else(|| AppError::NotFound(what).into())
                     })
                     .await

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use super::{AccountSize, User};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
-use crate::graphql::loaders::load_error;
+use crate::graphql::loaders::one;
 use crate::services::validate::micros_to_decimal;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -57,31 +57,22 @@ impl Territory {
         let Some(parent) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?
-            .territories
-            .load_one(parent)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.territories, parent)
+            .await?
             .map(Territory))
     }
     /// Direct children, by name.
     async fn children(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Territory>> {
-        Ok(loaders(ctx)?
-            .territory_children
-            .load_one(self.0.id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.territory_children, self.0.id)
+            .await?
             .unwrap_or_default()
             .into_iter()
             .map(Territory)
             .collect())
     }
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TerritoryMembership>> {
-        Ok(loaders(ctx)?
-            .memberships_by_territory
-            .load_one(self.0.id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.memberships_by_territory, self.0.id)
+            .await?
             .unwrap_or_default()
             .into_iter()
             .map(TerritoryMembership)
@@ -108,19 +99,13 @@ impl TerritoryMembership {
         self.0.created_at
     }
     async fn territory(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Territory>> {
-        Ok(loaders(ctx)?
-            .territories
-            .load_one(self.0.territory_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.territories, self.0.territory_id)
+            .await?
             .map(Territory))
     }
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        Ok(loaders(ctx)?
-            .users
-            .load_one(self.0.user_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.users, self.0.user_id)
+            .await?
             .map(User::from))
     }
 }
@@ -164,11 +149,8 @@ impl AssignmentRule {
         self.0.version
     }
     async fn territory(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Territory>> {
-        Ok(loaders(ctx)?
-            .territories
-            .load_one(self.0.territory_id)
-            .await
-            .map_err(load_error)?
+        Ok(one(&loaders(ctx)?.territories, self.0.territory_id)
+            .await?
             .map(Territory))
     }
 }
