@@ -1,9 +1,10 @@
 //! Parsed GraphQL documents, kept by query text.
 //!
 //! Clients send the same few operations over and over, and async-graphql parses each
-//! request's text again with its PEG parser: about a tenth of the non-SQL time of the
-//! nested opportunity list. A copy of a parsed document costs a fraction of a parse.
-//! Only the parse is kept: validation depends on the variables and runs every time.
+//! request's text again with its PEG parser, a cost that grows with the document and
+//! that every page of a list used to pay. A copy of a parsed document costs a fraction
+//! of a parse. Only the parse is kept: validation depends on the variables and runs
+//! every time, as do the depth and directive checks and the extensions' parse hooks.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
