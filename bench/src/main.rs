@@ -242,12 +242,37 @@ struct Row {
     seconds: f64,
     latencies: Vec<Duration>,
     statements: f64,
+    /// CPU time of this whole process during the target's slices.
+    cpu_seconds: f64,
 }
 
 impl Row {
     fn rps(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
+
+    fn cpu_ms_per_request(&self) -> f64 {
+        self.cpu_seconds * 1000.0 / self.requests.max(1) as f64
+    }
+}
+
+/// CPU time this process has used so far, all threads, user and system, from
+/// `/proc/self/stat` (zero elsewhere). Linux reports it in USER_HZ ticks, which its ABI
+/// fixes at 100 per second.
+///
+/// On a shared machine throughput swings with the neighbours; CPU time per request
+/// swings much less, since time the process waits or is descheduled does not count.
+fn process_cpu_seconds() -> f64 {
+    let ticks = || -> Option<f64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name is in parentheses and may hold spaces; fields after it
+        // start at the 3rd, so utime (14th) and stime (15th) are 11th and 12th from 0.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        Some(utime + stime)
+    };
+    ticks().unwrap_or(0.0) / 100.0
 }
 
 #[tokio::main]
@@ -407,32 +432,41 @@ async fn main() -> anyhow::Result<()> {
         args.pool
     );
     println!(
-        "| clients | target | req/s | p50 ms | p99 ms | SQL stmts/req | Accord/baseline req/s |"
+        "| clients | target | req/s | p50 ms | p99 ms | SQL stmts/req | CPU ms/req | Accord/baseline req/s | Accord/baseline CPU |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for &clients in &args.clients {
-        let baseline_rps = results
+        let (baseline_rps, baseline_cpu) = results
             .get(&(clients, "baseline"))
-            .map(Row::rps)
-            .unwrap_or(0.0);
+            .map(|row| (row.rps(), row.cpu_ms_per_request()))
+            .unwrap_or_default();
         for name in ["accord", "baseline"] {
             let Some(row) = results.get_mut(&(clients, name)) else {
                 continue;
             };
-            let ratio = if name == "accord" && baseline_rps > 0.0 {
-                format!("{:.2}x", row.rps() / baseline_rps)
+            let (ratio, cpu_ratio) = if name == "accord" && baseline_rps > 0.0 {
+                (
+                    format!("{:.2}x", row.rps() / baseline_rps),
+                    format!("{:.2}x", baseline_cpu / row.cpu_ms_per_request().max(1e-9)),
+                )
             } else {
-                String::new()
+                (String::new(), String::new())
             };
             println!(
-                "| {clients} | {name} | {:.0} | {:.2} | {:.2} | {:.1} | {ratio} |",
+                "| {clients} | {name} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} | {ratio} | {cpu_ratio} |",
                 row.rps(),
                 percentile(&row.latencies, 0.5).as_secs_f64() * 1000.0,
                 percentile(&row.latencies, 0.99).as_secs_f64() * 1000.0,
                 row.statements / row.requests.max(1) as f64,
+                row.cpu_ms_per_request(),
             );
         }
     }
+    println!(
+        "\nCPU ms/req: this process's CPU time (servers, SQLite, load generator) per request; \
+         Accord/baseline CPU is the baseline's CPU per request over Accord's (higher is better). \
+         On PostgreSQL the database server's own CPU is not in it."
+    );
     Ok(())
 }
 
@@ -449,17 +483,21 @@ async fn measure(
             for i in 0..targets.len() {
                 let (target, metrics) = &targets[(i + round) % targets.len()];
                 let before = metrics.statements();
+                let cpu_before = process_cpu_seconds();
                 let sample = drive(http, target, clients, args.seconds, args.page).await?;
+                let cpu_seconds = process_cpu_seconds() - cpu_before;
                 let statements = metrics.statements() - before;
                 let row = results.entry((clients, target.name)).or_insert(Row {
                     requests: 0,
                     seconds: 0.0,
                     latencies: Vec::new(),
                     statements: 0.0,
+                    cpu_seconds: 0.0,
                 });
                 row.requests += sample.latencies.len();
                 row.seconds += sample.elapsed.as_secs_f64();
                 row.statements += statements as f64;
+                row.cpu_seconds += cpu_seconds;
                 row.latencies.extend(sample.latencies);
             }
         }
