@@ -432,7 +432,7 @@ async fn main() -> anyhow::Result<()> {
         args.pool
     );
     println!(
-        "| clients | target | req/s | p50 ms | p99 ms | SQL stmts/req | CPU ms/req | Accord/baseline req/s | Accord/baseline CPU |"
+        "| clients | target | req/s | p50 ms | p99 ms | SQL stmts/req | CPU ms/req | Accord/baseline req/s | baseline/Accord CPU ms |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for &clients in &args.clients {
@@ -464,7 +464,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "\nCPU ms/req: this process's CPU time (servers, SQLite, load generator) per request; \
-         Accord/baseline CPU is the baseline's CPU per request over Accord's (higher is better). \
+         baseline/Accord CPU ms is the baseline's CPU per request over Accord's (higher is better, like the req/s ratio). \
          On PostgreSQL the database server's own CPU is not in it."
     );
     Ok(())

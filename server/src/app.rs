@@ -308,22 +308,26 @@ async fn execute(
         Some(a) => state.services.authz.scope(a).await,
         None => std::sync::Arc::new(crate::authz::Scope::nothing()),
     };
-    let prepared: Vec<Request> = requests
+    let prepared: Vec<(Request, Option<String>)> = requests
         .into_iter()
         .map(|r| {
-            let r = state
-                .documents
-                .prepare(r)
-                .data(Loaders::new(&state.services.db, scope.clone()));
-            match &actor {
+            let (r, parsed_before) = state.documents.prepare(r);
+            // Only an authenticated caller's documents may be kept (see `documents`).
+            let to_remember = (actor.is_some() && !parsed_before).then(|| r.query.clone());
+            let r = r.data(Loaders::new(&state.services.db, scope.clone()));
+            let r = match &actor {
                 Some(a) => r.data(a.clone()),
                 None => r.disable_introspection(),
-            }
+            };
+            (r, to_remember)
         })
         .collect();
     let mut responses = Vec::with_capacity(prepared.len());
-    for request in prepared {
+    for (request, to_remember) in prepared {
         let mut response = state.schema.execute(request).await;
+        if let Some(query) = to_remember {
+            state.documents.remember(query, &response);
+        }
         ensure_codes(&mut response);
         responses.push(response);
     }

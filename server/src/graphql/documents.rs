@@ -5,59 +5,84 @@
 //! that every page of a list used to pay. A copy of a parsed document costs a fraction
 //! of a parse. Only the parse is kept: validation depends on the variables and runs
 //! every time, as do the depth and directive checks and the extensions' parse hooks.
+//!
+//! A parsed tree can be a hundred times larger than its text (`{a a a ...}`), so only
+//! documents that an authenticated caller ran without errors are kept: they passed
+//! validation, whose depth and complexity limits bound the tree, and a stranger cannot
+//! fill the cache with documents built to be large. The cache is bounded by the total
+//! length of the texts it holds.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use async_graphql::Request;
 use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Request, Response};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-/// Distinct operations kept; a busy integration sends a few dozen.
-const CAPACITY: usize = 512;
-/// Longer texts are parsed every time: they are rare, and an attacker's many distinct
-/// large documents must not pin memory.
-const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// Longer texts are parsed every time: they are rare, and each would take a large share
+/// of the budget below.
+const MAX_QUERY_BYTES: usize = 8 * 1024;
+/// Total length of the texts kept. Typical operations are a few hundred bytes, so this
+/// holds about a thousand; a valid document's tree is at most some hundred times its
+/// text, so the trees stay within tens of MiB even for documents built to be large.
+const BUDGET_BYTES: usize = 256 * 1024;
 
 pub struct Documents {
-    parsed: Mutex<LruCache<String, Arc<ExecutableDocument>>>,
+    kept: Mutex<Kept>,
+}
+
+struct Kept {
+    parsed: LruCache<String, Arc<ExecutableDocument>>,
+    /// Sum of the lengths of `parsed`'s keys.
+    bytes: usize,
 }
 
 impl Default for Documents {
     fn default() -> Self {
         Documents {
-            parsed: Mutex::new(LruCache::new(
-                NonZeroUsize::new(CAPACITY).unwrap_or(NonZeroUsize::MIN),
-            )),
+            // Bounded by `BUDGET_BYTES` in `remember` (an empty text never parses).
+            kept: Mutex::new(Kept {
+                parsed: LruCache::unbounded(),
+                bytes: 0,
+            }),
         }
     }
 }
 
 impl Documents {
-    /// Hands `request` its parsed document from the cache, parsing and keeping it first
-    /// if needed. A text that does not parse is left alone, for async-graphql to answer
-    /// with its usual error.
-    pub fn prepare(&self, mut request: Request) -> Request {
-        if request.query.len() > MAX_QUERY_BYTES {
-            return request;
+    /// Hands `request` its parsed document if one is kept, and says whether it did.
+    pub fn prepare(&self, mut request: Request) -> (Request, bool) {
+        let kept = self.kept.lock().parsed.get(&request.query).cloned();
+        match kept {
+            Some(document) => {
+                request.set_parsed_query(ExecutableDocument::clone(&document));
+                (request, true)
+            }
+            None => (request, false),
         }
-        let cached = self.parsed.lock().get(&request.query).cloned();
-        let document = match cached {
-            Some(document) => document,
-            None => match async_graphql::parser::parse_query(&request.query) {
-                Ok(parsed) => {
-                    let parsed = Arc::new(parsed);
-                    self.parsed
-                        .lock()
-                        .put(request.query.clone(), Arc::clone(&parsed));
-                    parsed
-                }
-                Err(_) => return request,
-            },
+    }
+
+    /// Keeps the parsed `query` of an authenticated request that `response` answered
+    /// without errors. Parses the text once more: that happens once per distinct text.
+    pub fn remember(&self, query: String, response: &Response) {
+        if !response.errors.is_empty() || query.len() > MAX_QUERY_BYTES {
+            return;
+        }
+        let Ok(parsed) = async_graphql::parser::parse_query(&query) else {
+            return;
         };
-        request.set_parsed_query(ExecutableDocument::clone(&document));
-        request
+        let mut kept = self.kept.lock();
+        if kept.parsed.contains(&query) {
+            return;
+        }
+        kept.bytes += query.len();
+        kept.parsed.put(query, Arc::new(parsed));
+        while kept.bytes > BUDGET_BYTES {
+            match kept.parsed.pop_lru() {
+                Some((text, _)) => kept.bytes -= text.len(),
+                None => break,
+            }
+        }
     }
 }
 
@@ -66,27 +91,50 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    fn ok() -> Response {
+        Response::new(async_graphql::Value::Null)
+    }
+
     #[test]
-    fn a_document_is_parsed_once_and_bad_text_is_left_to_async_graphql() {
+    fn only_documents_answered_without_errors_are_kept_and_reused() {
         let documents = Documents::default();
         let query = "{ me { id } }";
-        let mut first = documents.prepare(Request::new(query));
-        assert!(first.parsed_query().is_ok());
-        assert_eq!(documents.parsed.lock().len(), 1);
-        let mut again = documents.prepare(Request::new(query));
+        let (_, hit) = documents.prepare(Request::new(query));
+        assert!(!hit, "nothing is kept before a request ran");
+
+        documents.remember(query.to_owned(), &ok());
+        let (mut again, hit) = documents.prepare(Request::new(query));
+        assert!(hit);
         assert!(again.parsed_query().is_ok());
-        assert_eq!(documents.parsed.lock().len(), 1);
 
-        let broken = documents.prepare(Request::new("{ me { id "));
+        let failed = Response::from_errors(vec![async_graphql::ServerError::new("no", None)]);
+        documents.remember("{ users { id } }".to_owned(), &failed);
+        assert!(!documents.prepare(Request::new("{ users { id } }")).1);
+
+        documents.remember("{ me { id ".to_owned(), &ok());
+        assert_eq!(documents.kept.lock().parsed.len(), 1, "unparseable text");
+
+        let long = format!("{{ me {{ id }} }}{}", " ".repeat(MAX_QUERY_BYTES));
+        documents.remember(long, &ok());
+        assert_eq!(documents.kept.lock().parsed.len(), 1, "long texts");
+    }
+
+    #[test]
+    fn the_total_length_of_kept_texts_stays_within_the_budget() {
+        let documents = Documents::default();
+        let padding = " ".repeat(MAX_QUERY_BYTES - 64);
+        for i in 0..(2 * BUDGET_BYTES / MAX_QUERY_BYTES) {
+            documents.remember(format!("{{ me {{ id }} }} # {i}{padding}"), &ok());
+        }
+        let kept = documents.kept.lock();
+        assert!(kept.bytes <= BUDGET_BYTES);
+        assert!(kept.parsed.len() >= BUDGET_BYTES / MAX_QUERY_BYTES - 1);
         assert_eq!(
-            documents.parsed.lock().len(),
-            1,
-            "parse errors are not kept"
+            kept.bytes,
+            kept.parsed
+                .iter()
+                .map(|(text, _)| text.len())
+                .sum::<usize>()
         );
-        assert_eq!(broken.query, "{ me { id ");
-
-        let huge = format!("{{ me {{ id }} }}{}", " ".repeat(MAX_QUERY_BYTES));
-        documents.prepare(Request::new(huge));
-        assert_eq!(documents.parsed.lock().len(), 1, "long texts are not kept");
     }
 }
