@@ -217,7 +217,13 @@ where
     K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
     L: Loader<K>,
 {
-    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+    // A batch runs in its own task; keep it in the span of the request that started it,
+    // so its statements' logs stay with that request.
+    DataLoader::with_cache(
+        loader,
+        |batch| tokio::spawn(tracing::Instrument::in_current_span(batch)),
+        HashMapCache::default(),
+    )
 }
 
 /// Every loader a request may use, as typed fields.
