@@ -16,7 +16,7 @@ pub struct Account(pub Row<account::Model, AccountBrief>);
 
 impl From<account::Model> for Account {
     fn from(model: account::Model) -> Self {
-        Account(Row::Full(model))
+        Account(Row::full(model))
     }
 }
 

@@ -12,7 +12,7 @@ pub struct Contact(pub Row<contact::Model, ContactBrief>);
 
 impl From<contact::Model> for Contact {
     fn from(model: contact::Model) -> Self {
-        Contact(Row::Full(model))
+        Contact(Row::full(model))
     }
 }
 

@@ -49,7 +49,7 @@ pub struct Stage(pub Row<stage::Model, StageBrief>);
 
 impl From<stage::Model> for Stage {
     fn from(model: stage::Model) -> Self {
-        Stage(Row::Full(model))
+        Stage(Row::full(model))
     }
 }
 

@@ -11,7 +11,7 @@ pub struct User(pub Row<user::Model, UserBrief>);
 
 impl From<user::Model> for User {
     fn from(model: user::Model) -> Self {
-        User(Row::Full(model))
+        User(Row::full(model))
     }
 }
 
