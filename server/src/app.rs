@@ -311,9 +311,8 @@ async fn execute(
     let prepared: Vec<(Request, Option<String>)> = requests
         .into_iter()
         .map(|r| {
-            let (r, parsed_before) = state.documents.prepare(r);
             // Only an authenticated caller's documents may be kept (see `documents`).
-            let to_remember = (actor.is_some() && !parsed_before).then(|| r.query.clone());
+            let (r, to_remember) = state.documents.prepare(r, actor.is_some());
             let r = r.data(Loaders::new(&state.services.db, scope.clone()));
             let r = match &actor {
                 Some(a) => r.data(a.clone()),

@@ -50,20 +50,23 @@ impl Default for Documents {
 }
 
 impl Documents {
-    /// Hands `request` its parsed document if one is kept, and says whether it did.
-    pub fn prepare(&self, mut request: Request) -> (Request, bool) {
+    /// Hands `request` its parsed document if one is kept. If none is, and the text may
+    /// be kept (an `authenticated` caller's, short enough), also returns the text, for
+    /// [`Documents::remember`] once the request has run.
+    pub fn prepare(&self, mut request: Request, authenticated: bool) -> (Request, Option<String>) {
         let kept = self.kept.lock().parsed.get(&request.query).cloned();
-        match kept {
-            Some(document) => {
-                request.set_parsed_query(ExecutableDocument::clone(&document));
-                (request, true)
-            }
-            None => (request, false),
+        if let Some(document) = kept {
+            request.set_parsed_query(ExecutableDocument::clone(&document));
+            return (request, None);
         }
+        let candidate = (authenticated && request.query.len() <= MAX_QUERY_BYTES)
+            .then(|| request.query.clone());
+        (request, candidate)
     }
 
-    /// Keeps the parsed `query` of an authenticated request that `response` answered
-    /// without errors. Parses the text once more: that happens once per distinct text.
+    /// Keeps the parsed `query`, a text [`Documents::prepare`] handed back, if `response`
+    /// answered it without errors. Parses the text once more: that happens once per
+    /// distinct text.
     pub fn remember(&self, query: String, response: &Response) {
         if !response.errors.is_empty() || query.len() > MAX_QUERY_BYTES {
             return;
@@ -99,22 +102,34 @@ mod tests {
     fn only_documents_answered_without_errors_are_kept_and_reused() {
         let documents = Documents::default();
         let query = "{ me { id } }";
-        let (_, hit) = documents.prepare(Request::new(query));
-        assert!(!hit, "nothing is kept before a request ran");
+        let (_, candidate) = documents.prepare(Request::new(query), true);
+        assert_eq!(
+            candidate.as_deref(),
+            Some(query),
+            "nothing kept before it ran"
+        );
+        let (_, anonymous) = documents.prepare(Request::new(query), false);
+        assert_eq!(anonymous, None, "a stranger's text is never a candidate");
 
         documents.remember(query.to_owned(), &ok());
-        let (mut again, hit) = documents.prepare(Request::new(query));
-        assert!(hit);
+        let (mut again, candidate) = documents.prepare(Request::new(query), true);
+        assert_eq!(candidate, None, "kept: nothing to remember");
         assert!(again.parsed_query().is_ok());
 
         let failed = Response::from_errors(vec![async_graphql::ServerError::new("no", None)]);
         documents.remember("{ users { id } }".to_owned(), &failed);
-        assert!(!documents.prepare(Request::new("{ users { id } }")).1);
+        assert!(
+            documents
+                .prepare(Request::new("{ users { id } }"), true)
+                .1
+                .is_some()
+        );
 
         documents.remember("{ me { id ".to_owned(), &ok());
         assert_eq!(documents.kept.lock().parsed.len(), 1, "unparseable text");
 
         let long = format!("{{ me {{ id }} }}{}", " ".repeat(MAX_QUERY_BYTES));
+        assert_eq!(documents.prepare(Request::new(long.clone()), true).1, None);
         documents.remember(long, &ok());
         assert_eq!(documents.kept.lock().parsed.len(), 1, "long texts");
     }
