@@ -11,6 +11,7 @@ mod m20261125_000005_reminder_delivery;
 mod m20261126_000006_calendar;
 mod m20261127_000007_influence;
 mod m20261128_000008_reminder_indexes;
+mod m20261207_000009_contact_role_order;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_calendar::Migration),
             Box::new(m20261127_000007_influence::Migration),
             Box::new(m20261128_000008_reminder_indexes::Migration),
+            Box::new(m20261207_000009_contact_role_order::Migration),
         ]
     }
 }

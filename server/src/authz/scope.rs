@@ -124,8 +124,12 @@ impl Scope {
 
     /// Deals also answer to their owner, who may read and edit them wherever they are.
     pub fn allows_opportunity(&self, o: &opportunity::Model, need: AccessLevel) -> bool {
-        self.allows(o.territory_id, need)
-            || (need <= AccessLevel::Edit && o.owner_id == self.user_id)
+        self.allows_deal(o.territory_id, o.owner_id, need)
+    }
+
+    /// [`Self::allows_opportunity`] for a deal known by its territory and owner.
+    pub fn allows_deal(&self, territory: Option<i64>, owner: i64, need: AccessLevel) -> bool {
+        self.allows(territory, need) || (need <= AccessLevel::Edit && owner == self.user_id)
     }
 
     pub fn manages(&self, territory: i64) -> bool {

@@ -72,7 +72,7 @@ async fn subject_fields(
         None => None,
     };
     let o = match deal {
-        Some(id) => one(&l.opportunities, id).await?.map(Opportunity),
+        Some(id) => one(&l.opportunities, id).await?.map(Opportunity::from),
         None => None,
     };
     Ok((a, c, o))

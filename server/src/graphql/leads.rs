@@ -269,7 +269,7 @@ impl LeadMutation {
             lead: Lead(done.lead),
             account: Account::from(done.account),
             contact: Contact::from(done.contact),
-            opportunity: done.opportunity.map(Opportunity),
+            opportunity: done.opportunity.map(Opportunity::from),
         })
     }
 }

@@ -91,9 +91,12 @@ where
         let Some(id) = primary_column::<E>() else {
             return Ok(HashMap::new());
         };
+        // Parent first: rows are grouped by parent anyway, and an index on (parent,
+        // order, id) then yields them without a sort.
         let rows = E::find()
             .filter(self.parent.is_in(keys.iter().copied()))
             .apply_if(self.visible.clone(), QueryFilter::filter)
+            .order_by_asc(self.parent)
             .order_by_asc(self.order)
             .order_by_asc(id)
             .all(&self.db)

@@ -37,7 +37,7 @@ impl NodeQuery {
                 Node::Stage(Stage::from(pipelines::get_stage(svc, actor, id).await?))
             }
             (NodeKind::Opportunity, id) => {
-                Node::Opportunity(Opportunity(opportunities::get(svc, actor, id).await?))
+                Node::Opportunity(Opportunity::from(opportunities::get(svc, actor, id).await?))
             }
             (NodeKind::ContactRole, id) => Node::OpportunityContactRole(OpportunityContactRole(
                 opportunities::get_contact_role(svc, actor, id).await?,

@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 
 use crate::graphql::accounts::DeletePayload;
 use crate::graphql::ids::{NodeKind, decode, decode_opt};
+use crate::graphql::types::DealHead;
 use crate::graphql::types::preload;
 use crate::graphql::types::{
     Account, Conn, ContactRoleKind, Grade, LeadSource, Opportunity, OpportunityContactRole,
@@ -17,7 +18,6 @@ use crate::services::opportunities::{
     RelationWidths,
 };
 use crate::services::pagination::PageArgs;
-use crate::services::rows::Width;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
 pub enum OpportunityOrderField {
@@ -119,7 +119,7 @@ pub struct OpportunityQuery;
 impl OpportunityQuery {
     async fn opportunity(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Opportunity> {
         let id = decode("id", &id, NodeKind::Opportunity)?;
-        Ok(Opportunity(
+        Ok(Opportunity::from(
             opportunities::get(services(ctx), actor(ctx)?, id).await?,
         ))
     }
@@ -172,37 +172,27 @@ impl OpportunityQuery {
         let (svc, actor, total) = (services(ctx), actor(ctx)?, wants_total(ctx));
         let node = ctx.look_ahead().field("edges").field("node");
         let widths = RelationWidths {
+            deal: width(&node, Opportunity::BRIEF_FIELDS),
             account: width(&node.field("account"), Account::BRIEF_FIELDS),
             owner: width(&node.field("owner"), User::BRIEF_FIELDS),
             stage: width(&node.field("stage"), Stage::BRIEF_FIELDS),
         };
         let l = loaders(ctx)?;
-        let (page, joined) = if [widths.account, widths.owner, widths.stage]
-            .iter()
-            .any(|w| *w != Width::Skip)
-        {
-            // The service futures are boxed so that this resolver's own future, and with
-            // it every root field's (async-graphql sizes them by the largest), stays small.
-            let page = Box::pin(opportunities::list_with_relations(
-                svc, actor, filter, order, &args, total, widths,
-            ))
-            .await?;
-            let mut relations = Vec::with_capacity(page.items.len());
-            let page = page.map(|r| {
-                relations.push((r.account, r.owner, r.stage));
-                r.opportunity
-            });
-            preload::feed_joined(l, relations).await;
-            (page, Some(widths))
-        } else {
-            (
-                Box::pin(opportunities::list(svc, actor, filter, order, &args, total)).await?,
-                None,
-            )
-        };
-        let models: Vec<_> = page.items.iter().map(|(_, m)| m).collect();
-        Box::pin(preload::opportunities(l, &node, &models, joined)).await?;
-        Ok(connection(page, Opportunity))
+        // The service future is boxed so that this resolver's own future, and with it
+        // every root field's (async-graphql sizes them by the largest), stays small.
+        let page = Box::pin(opportunities::list_with_relations(
+            svc, actor, filter, order, &args, total, widths,
+        ))
+        .await?;
+        let mut relations = Vec::with_capacity(page.items.len());
+        let page = page.map(|r| {
+            relations.push((r.account, r.owner, r.stage));
+            Opportunity(r.opportunity.into())
+        });
+        preload::feed_joined(l, relations).await;
+        let deals: Vec<DealHead<'_>> = page.items.iter().map(|(_, o)| o.head()).collect();
+        Box::pin(preload::opportunities(l, &node, &deals, widths)).await?;
+        Ok(connection(page, |deal| deal))
     }
 }
 
@@ -230,7 +220,7 @@ impl OpportunityMutation {
         };
         let created = opportunities::create(services(ctx), actor(ctx)?, new).await?;
         Ok(OpportunityPayload {
-            opportunity: Opportunity(created),
+            opportunity: Opportunity::from(created),
         })
     }
 
@@ -253,7 +243,7 @@ impl OpportunityMutation {
         let updated =
             opportunities::update(services(ctx), actor(ctx)?, id, input.version, changes).await?;
         Ok(OpportunityPayload {
-            opportunity: Opportunity(updated),
+            opportunity: Opportunity::from(updated),
         })
     }
 
@@ -275,7 +265,7 @@ impl OpportunityMutation {
         )
         .await?;
         Ok(OpportunityPayload {
-            opportunity: Opportunity(moved),
+            opportunity: Opportunity::from(moved),
         })
     }
 

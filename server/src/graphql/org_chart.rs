@@ -213,7 +213,7 @@ impl DealRole {
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
         Ok(one(&loaders(ctx)?.opportunities, self.opportunity_id)
             .await?
-            .map(Opportunity))
+            .map(Opportunity::from))
     }
 }
 
@@ -257,7 +257,7 @@ pub struct BuyingCommittee(Arc<org_chart::Committee>);
 #[Object]
 impl BuyingCommittee {
     async fn opportunity(&self) -> Opportunity {
-        Opportunity(self.0.opportunity.clone())
+        Opportunity::from(self.0.opportunity.clone())
     }
     async fn engaged_within_days(&self) -> i64 {
         self.0.engaged_within_days

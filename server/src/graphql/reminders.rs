@@ -74,7 +74,7 @@ impl Reminder {
             return Ok(None);
         };
         match crate::services::opportunities::get(services(ctx), actor(ctx)?, id).await {
-            Ok(deal) => Ok(Some(Opportunity(deal))),
+            Ok(deal) => Ok(Some(Opportunity::from(deal))),
             Err(crate::error::AppError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }

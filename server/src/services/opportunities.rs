@@ -749,15 +749,19 @@ pub fn sort_order(sort: OpportunitySort, descending: bool) -> SortOrder<opportun
 /// An opportunity with the records it belongs to, read in the same statement, each as
 /// wide as [`RelationWidths`] asked (`None` where skipped).
 pub struct OpportunityWithRelations {
-    pub opportunity: opportunity::Model,
+    pub opportunity: Joined<opportunity::Model, crate::services::rows::OpportunityBrief>,
     pub account: Option<Joined<account::Model, AccountBrief>>,
     pub owner: Option<Joined<user::Model, UserBrief>>,
     pub stage: Option<Joined<stage::Model, StageBrief>>,
+    /// The deal's value in the list's sort column, for its cursor.
+    pub key: SortKey,
 }
 
-/// How much of each related record [`list_with_relations`] reads with the page.
+/// How much of each deal, and of each related record, [`list_with_relations`] reads.
 #[derive(Debug, Clone, Copy)]
 pub struct RelationWidths {
+    /// The deal itself: `Brief` or `Full` (`Skip` reads it whole too).
+    pub deal: Width,
     pub account: Width,
     pub owner: Width,
     pub stage: Width,
@@ -826,31 +830,9 @@ fn visible_page(
     (visible, page)
 }
 
-pub async fn list(
-    svc: &Services,
-    actor: &Actor,
-    filter: OpportunityFilter,
-    order: SortOrder<opportunity::Entity>,
-    args: &PageArgs,
-    want_total: bool,
-) -> AppResult<Page<opportunity::Model>> {
-    svc.authz
-        .require(actor, Resource::Opportunity, Action::Read)
-        .await?;
-    let scope = svc.authz.scope(actor).await;
-    let plan = PagePlan::new(&order, opportunity::Column::Id, args)?;
-    let (visible, page) = visible_page(filtered(filter)?, &scope, &plan);
-    let total_count = if want_total {
-        Some(visible.count(&svc.db).await?)
-    } else {
-        None
-    };
-    let rows = plan.apply(page).all(&LiteralLimits(&svc.db)).await?;
-    Ok(plan.finish(rows, |m| m, total_count))
-}
-
-/// Like [`list`], with each row's account, owner and stage joined into the page's own
-/// statement: for clients that show them (most lists do), one round trip instead of four.
+/// One page of deals, each with its account, owner and stage joined into the page's
+/// own statement (one round trip instead of four), and each read as wide as `widths`
+/// says: a list that shows names reads a few columns, not whole rows.
 pub async fn list_with_relations(
     svc: &Services,
     actor: &Actor,
@@ -860,12 +842,16 @@ pub async fn list_with_relations(
     want_total: bool,
     widths: RelationWidths,
 ) -> AppResult<Page<OpportunityWithRelations>> {
-    use crate::services::rows::{read_joined, select_joined};
+    use crate::services::rows::{
+        BriefRead, OpportunityBrief, read_joined, read_sort_key, select_columns, select_joined,
+    };
+    use sea_orm::ColumnTrait;
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
     let scope = svc.authz.scope(actor).await;
     let plan = PagePlan::new(&order, opportunity::Column::Id, args)?;
+    let sort_column = order.column.def();
     let (visible, page) = visible_page(filtered(filter)?, &scope, &plan);
     let total_count = if want_total {
         Some(visible.count(&svc.db).await?)
@@ -886,7 +872,19 @@ pub async fn list_with_relations(
     }
     let mut statement = plan.apply(joined).into_query();
     statement.clear_selects();
-    select_all::<opportunity::Entity>(&mut statement);
+    let brief = widths.deal == Width::Brief;
+    if brief {
+        // The sort column comes last, for the cursor.
+        select_columns(
+            &mut statement,
+            opportunity::Entity,
+            OpportunityBrief::brief_columns()
+                .into_iter()
+                .chain([order.column]),
+        );
+    } else {
+        select_all::<opportunity::Entity>(&mut statement);
+    }
     select_joined::<AccountBrief>(&mut statement, widths.account);
     select_joined::<UserBrief>(&mut statement, widths.owner);
     select_joined::<StageBrief>(&mut statement, widths.stage);
@@ -895,7 +893,15 @@ pub async fn list_with_relations(
     let mut read = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut r = Reader::new(row);
-        let opportunity = opportunity::Model::read(&mut r)?;
+        let (opportunity, key) = if brief {
+            let deal = OpportunityBrief::read(&mut r)?;
+            let key = read_sort_key(&sort_column, &mut r)?;
+            (Joined::Brief(deal), key)
+        } else {
+            let deal = opportunity::Model::read(&mut r)?;
+            let key = (order.key)(&deal);
+            (Joined::Full(deal), key)
+        };
         let account = read_joined::<AccountBrief>(&mut r, widths.account)?;
         let owner = read_joined::<UserBrief>(&mut r, widths.owner)?;
         let stage = read_joined::<StageBrief>(&mut r, widths.stage)?;
@@ -910,13 +916,20 @@ pub async fn list_with_relations(
                 scope.allows(territory, AccessLevel::Read)
             }),
             opportunity,
+            key,
             owner,
             stage,
         });
     }
-    Ok(plan.finish(
+    Ok(plan.finish_keyed(
         read,
-        |r: &OpportunityWithRelations| &r.opportunity,
+        |r: &OpportunityWithRelations| {
+            let id = match &r.opportunity {
+                Joined::Full(m) => m.id,
+                Joined::Brief(b) => b.id,
+            };
+            (r.key.clone(), id)
+        },
         total_count,
     ))
 }
@@ -1109,6 +1122,34 @@ mod tests {
             db.execute_unprepared(sql).await.expect(sql);
         }
         db
+    }
+
+    /// A brief page reads each deal's cursor key from the sort column by the column's
+    /// type; it must be the key a whole deal gives, for every order.
+    #[tokio::test]
+    async fn sort_keys_read_from_the_column_equal_the_whole_deals() {
+        use crate::services::rows::{Reader, read_sort_key, select_columns};
+        use sea_orm::{ColumnTrait, ConnectionTrait, QueryTrait};
+        let db = one_deal().await;
+        let deal = opportunity::Entity::find_by_id(17)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        for sort in [
+            OpportunitySort::CreatedAt,
+            OpportunitySort::Name,
+            OpportunitySort::Amount,
+            OpportunitySort::ExpectedCloseDate,
+        ] {
+            let order = sort_order(sort, false);
+            let mut statement = opportunity::Entity::find_by_id(17).into_query();
+            statement.clear_selects();
+            select_columns(&mut statement, opportunity::Entity, [order.column]);
+            let row = db.query_one(&statement).await.unwrap().unwrap();
+            let read = read_sort_key(&order.column.def(), &mut Reader::new(&row)).unwrap();
+            assert_eq!(read, (order.key)(&deal), "{:?}", order.column);
+        }
     }
 
     #[tokio::test]

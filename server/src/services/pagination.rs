@@ -353,8 +353,27 @@ impl<'a, E: EntityTrait> PagePlan<'a, E> {
     /// Turns the fetched rows into the page, in the requested order, with cursors.
     pub fn finish<T>(
         &self,
-        mut rows: Vec<T>,
+        rows: Vec<T>,
         model: impl Fn(&T) -> &E::Model,
+        total_count: Option<u64>,
+    ) -> Page<T> {
+        let id = self.id;
+        self.finish_keyed(
+            rows,
+            |row| {
+                let model = model(row);
+                ((self.order.key)(model), id_of(model, id))
+            },
+            total_count,
+        )
+    }
+
+    /// [`Self::finish`] for rows that are not whole models: `key` gives each row's sort
+    /// key and id.
+    pub fn finish_keyed<T>(
+        &self,
+        mut rows: Vec<T>,
+        key: impl Fn(&T) -> (SortKey, i64),
         total_count: Option<u64>,
     ) -> Page<T> {
         let has_more = rows.len() as u64 > self.limit;
@@ -367,8 +386,19 @@ impl<'a, E: EntityTrait> PagePlan<'a, E> {
         } else {
             (has_more, self.after.is_some())
         };
-        let cursors = cursors_for(self.order, self.id, rows.iter().map(&model));
-        let items = cursors.into_iter().zip(rows).collect();
+        let tag: Arc<str> = order_tag(self.order).into();
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let (key, id) = key(&row);
+                let cursor = EdgeCursor {
+                    order: Arc::clone(&tag),
+                    key,
+                    id,
+                };
+                (cursor, row)
+            })
+            .collect();
         Page {
             items,
             has_next_page,

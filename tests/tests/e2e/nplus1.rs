@@ -194,7 +194,7 @@ async fn brief_relations_answer_names_and_load_the_rest_when_asked() {
     // The benchmark's shape: names only. Two statements: the page with its account,
     // owner and stage; the contact roles with their contacts.
     let brief = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {
-        name account { id name } owner { displayName } stage { name }
+        id name amount { amount currency } account { id name } owner { displayName } stage { name }
         contactRoles { role contact { fullName } } } } } }";
     let before = server.statements();
     let v = server
@@ -207,7 +207,31 @@ async fn brief_relations_answer_names_and_load_the_rest_when_asked() {
     assert_eq!(node["owner"]["displayName"], me["displayName"]);
     assert_eq!(node["stage"]["name"], "Qualify");
     assert_eq!(node["contactRoles"][0]["contact"]["fullName"], "Ada Byron");
+    assert_eq!(node["id"], deal.as_str());
+    assert_eq!(node["name"], "Brief deal");
+    assert_eq!(node["amount"]["amount"], "10");
+    assert_eq!(node["amount"]["currency"], "EUR");
     assert_eq!(cost, 2, "names only should cost the page and the roles");
+
+    // A deal field beyond the brief ones, even behind a fragment, reads the deals whole
+    // with the page: no statement more.
+    let fields = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {
+        name ...Dates } } } } fragment Dates on Opportunity { expectedCloseDate version createdAt }";
+    let before = server.statements();
+    let v = server
+        .gql(Some(&f.token), fields, json!({ "a": account }))
+        .await;
+    let cost = server.statements() - before;
+    let node = &data(&v)["opportunities"]["edges"][0]["node"];
+    assert_eq!(node["name"], "Brief deal");
+    assert_eq!(node["expectedCloseDate"], "2027-01-31");
+    assert_eq!(node["version"], 1);
+    assert!(
+        node["createdAt"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20"))
+    );
+    assert_eq!(cost, 1, "whole deals come with the page");
 
     // Asked for more than names, the list reads them whole.
     let full = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {

@@ -162,7 +162,7 @@ impl Account {
             opportunity::Column::Id,
         )
         .await?;
-        Ok(connection(page, Opportunity))
+        Ok(connection(page, Opportunity::from))
     }
 
     /// Newest notes first.

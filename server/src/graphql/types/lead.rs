@@ -81,7 +81,7 @@ impl Lead {
         };
         Ok(one(&loaders(ctx)?.opportunities, id)
             .await?
-            .map(Opportunity))
+            .map(Opportunity::from))
     }
 
     #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]

@@ -8,86 +8,158 @@ use super::{
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
 use crate::graphql::loaders::one;
+use crate::services::rows::OpportunityBrief;
 
-pub struct Opportunity(pub opportunity::Model);
+pub struct Opportunity(pub Row<opportunity::Model, OpportunityBrief>);
+
+impl From<opportunity::Model> for Opportunity {
+    fn from(model: opportunity::Model) -> Self {
+        Opportunity(Row::full(model))
+    }
+}
+
+/// What a deal read whole and one read brief both carry.
+#[derive(Clone, Copy)]
+pub struct DealHead<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub account_id: i64,
+    pub owner_id: i64,
+    pub pipeline_id: i64,
+    pub stage_id: i64,
+    pub amount_micros: i64,
+    pub currency: &'a str,
+    pub territory_id: Option<i64>,
+}
+
+impl Opportunity {
+    /// The fields a brief deal answers without loading the whole row (its relations
+    /// come through their own loaders either way).
+    pub const BRIEF_FIELDS: &'static [&'static str] = &[
+        "id",
+        "name",
+        "amount",
+        "account",
+        "owner",
+        "pipeline",
+        "stage",
+        "contactRoles",
+    ];
+
+    pub fn head(&self) -> DealHead<'_> {
+        match &self.0 {
+            Row::Full(m) => DealHead {
+                id: m.id,
+                name: &m.name,
+                account_id: m.account_id,
+                owner_id: m.owner_id,
+                pipeline_id: m.pipeline_id,
+                stage_id: m.stage_id,
+                amount_micros: m.amount_micros,
+                currency: &m.currency,
+                territory_id: m.territory_id,
+            },
+            Row::Brief { brief: b, .. } => DealHead {
+                id: b.id,
+                name: &b.name,
+                account_id: b.account_id,
+                owner_id: b.owner_id,
+                pipeline_id: b.pipeline_id,
+                stage_id: b.stage_id,
+                amount_micros: b.amount_micros,
+                currency: &b.currency,
+                territory_id: b.territory_id,
+            },
+        }
+    }
+
+    /// The whole deal (see [`Row`]).
+    pub async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&opportunity::Model> {
+        self.0
+            .whole(&loaders(ctx)?.opportunities, "opportunity")
+            .await
+    }
+}
 
 #[Object]
 impl Opportunity {
     pub async fn id(&self) -> ID {
-        encode(NodeKind::Opportunity, self.0.id)
+        encode(NodeKind::Opportunity, self.0.key())
     }
     async fn name(&self) -> &str {
-        &self.0.name
+        self.head().name
     }
     async fn amount(&self) -> Money {
-        Money::from_micros(self.0.amount_micros, &self.0.currency)
+        let head = self.head();
+        Money::from_micros(head.amount_micros, head.currency)
     }
-    async fn expected_close_date(&self) -> NaiveDate {
-        self.0.expected_close_date
+    async fn expected_close_date(&self, ctx: &Context<'_>) -> async_graphql::Result<NaiveDate> {
+        Ok(self.model(ctx).await?.expected_close_date)
     }
-    async fn source(&self) -> Option<LeadSource> {
-        self.0.source.map(Into::into)
+    async fn source(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LeadSource>> {
+        Ok(self.model(ctx).await?.source.map(Into::into))
     }
-    async fn grade(&self) -> Option<Grade> {
-        self.0.grade.map(Into::into)
+    async fn grade(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Grade>> {
+        Ok(self.model(ctx).await?.grade.map(Into::into))
     }
-    async fn lost_reason(&self) -> Option<&str> {
-        self.0.lost_reason.as_deref()
+    async fn lost_reason(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(self.model(ctx).await?.lost_reason.as_deref())
     }
-    async fn stage_entered_at(&self) -> DateTime<Utc> {
-        self.0.stage_entered_at
+    async fn stage_entered_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.stage_entered_at)
     }
-    async fn closed_at(&self) -> Option<DateTime<Utc>> {
-        self.0.closed_at
+    async fn closed_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        Ok(self.model(ctx).await?.closed_at)
     }
     /// Pass this back on every update; a stale value answers CONFLICT.
-    async fn version(&self) -> i32 {
-        self.0.version
+    async fn version(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(self.model(ctx).await?.version)
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.created_at)
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.updated_at)
     }
 
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         let loaders = loaders(ctx)?;
+        let head = self.head();
         // A deal carries its account's territory: one seen only as its owner may sit in
         // an account the caller cannot see, and no query needs to ask.
         if !loaders.scope.allows(
-            self.0.territory_id,
+            head.territory_id,
             accord_entities::territory_membership::AccessLevel::Read,
         ) {
             return Ok(None);
         }
-        if let Some(brief) = loaders::brief(&loaders.briefs.accounts, self.0.account_id) {
+        if let Some(brief) = loaders::brief(&loaders.briefs.accounts, head.account_id) {
             return Ok(Some(Account(Row::brief(brief))));
         }
-        Ok(one(&loaders.accounts, self.0.account_id)
+        Ok(one(&loaders.accounts, head.account_id)
             .await?
             .map(Account::from))
     }
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let loaders = loaders(ctx)?;
-        if let Some(brief) = loaders::brief(&loaders.briefs.users, self.0.owner_id) {
+        let owner_id = self.head().owner_id;
+        if let Some(brief) = loaders::brief(&loaders.briefs.users, owner_id) {
             return Ok(Some(User(Row::brief(brief))));
         }
-        Ok(one(&loaders.users, self.0.owner_id).await?.map(User::from))
+        Ok(one(&loaders.users, owner_id).await?.map(User::from))
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
-        Ok(one(&loaders(ctx)?.pipelines, self.0.pipeline_id)
+        Ok(one(&loaders(ctx)?.pipelines, self.head().pipeline_id)
             .await?
             .map(Pipeline))
     }
     async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
         let loaders = loaders(ctx)?;
-        if let Some(brief) = loaders::brief(&loaders.briefs.stages, self.0.stage_id) {
+        let stage_id = self.head().stage_id;
+        if let Some(brief) = loaders::brief(&loaders.briefs.stages, stage_id) {
             return Ok(Some(Stage(Row::brief(brief))));
         }
-        Ok(one(&loaders.stages, self.0.stage_id)
-            .await?
-            .map(Stage::from))
+        Ok(one(&loaders.stages, stage_id).await?.map(Stage::from))
     }
     /// The buying committee: contacts and the roles they play on this deal.
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
@@ -96,7 +168,7 @@ impl Opportunity {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
-        let rows = one(&loaders(ctx)?.roles_by_opportunity, self.0.id).await?;
+        let rows = one(&loaders(ctx)?.roles_by_opportunity, self.0.key()).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -117,11 +189,12 @@ impl Opportunity {
         // selected field of every deal a future as large as this type's largest resolver,
         // and running a script is large (4.5 KB). Unboxed, each `name` of a 50-deal page
         // would allocate and copy that much.
-        Ok(Box::pin(crate::services::stage_scripts::guidance(
-            svc, actor, &self.0,
-        ))
-        .await?
-        .map(Into::into))
+        let deal = self.model(ctx).await?;
+        Ok(
+            Box::pin(crate::services::stage_scripts::guidance(svc, actor, deal))
+                .await?
+                .map(Into::into),
+        )
     }
     /// Reminders scheduled for this deal (by stage scripts), soonest first.
     #[graphql(complexity = "10 * child_complexity")]
@@ -131,7 +204,8 @@ impl Opportunity {
     ) -> async_graphql::Result<Vec<crate::graphql::reminders::Reminder>> {
         let svc = crate::graphql::services(ctx);
         Ok(Box::pin(crate::services::reminders::of_opportunity(
-            &svc.db, self.0.id,
+            &svc.db,
+            self.0.key(),
         ))
         .await?
         .into_iter()
@@ -145,13 +219,14 @@ impl Opportunity {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<crate::graphql::calendar::Task>> {
         let svc = crate::graphql::services(ctx);
-        Ok(
-            Box::pin(crate::services::stage_scripts::tasks_of(&svc.db, self.0.id))
-                .await?
-                .into_iter()
-                .map(crate::graphql::calendar::Task)
-                .collect(),
-        )
+        Ok(Box::pin(crate::services::stage_scripts::tasks_of(
+            &svc.db,
+            self.0.key(),
+        ))
+        .await?
+        .into_iter()
+        .map(crate::graphql::calendar::Task)
+        .collect())
     }
     /// Every stage change, oldest first, starting with the entry stage.
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
@@ -160,7 +235,7 @@ impl Opportunity {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<StageTransition>> {
-        let rows = one(&loaders(ctx)?.transitions_by_opportunity, self.0.id).await?;
+        let rows = one(&loaders(ctx)?.transitions_by_opportunity, self.0.key()).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -173,7 +248,7 @@ impl Opportunity {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<Note>> {
-        super::note::notes_of(&loaders(ctx)?.notes_by_opportunity, self.0.id, first).await
+        super::note::notes_of(&loaders(ctx)?.notes_by_opportunity, self.0.key(), first).await
     }
 }
 
@@ -205,7 +280,7 @@ impl OpportunityContactRole {
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
         Ok(one(&loaders(ctx)?.opportunities, self.0.opportunity_id)
             .await?
-            .map(Opportunity))
+            .map(Opportunity::from))
     }
 }
 

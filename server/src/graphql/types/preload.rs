@@ -11,10 +11,11 @@ use std::future::Future;
 use std::hash::Hash;
 
 use accord_entities::territory_membership::AccessLevel;
-use accord_entities::{account, contact, lead, opportunity, opportunity_contact_role, stage, user};
+use accord_entities::{account, contact, lead, opportunity_contact_role, stage, user};
 use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
+use super::DealHead;
 use crate::graphql::loaders::{LoadError, Loaders, load_error};
 use crate::services::opportunities::RelationWidths;
 use crate::services::rows::{AccountBrief, Joined, StageBrief, UserBrief, Width};
@@ -125,16 +126,15 @@ pub(crate) type JoinedRelations = (
     Option<Joined<stage::Model, StageBrief>>,
 );
 
-/// `joined`: the widths a joined page read the deals' account, owner and stage with;
-/// those are not loaded again.
+/// `joined`: the widths the page read the deals' account, owner and stage with; those
+/// are not loaded again.
 pub(crate) async fn opportunities(
     l: &Loaders,
     node: &Lookahead<'_>,
-    rows: &[&opportunity::Model],
-    joined: Option<RelationWidths>,
+    rows: &[DealHead<'_>],
+    joined: RelationWidths,
 ) -> Result {
-    let read_with_page =
-        |w: fn(&RelationWidths) -> Width| joined.is_some_and(|j| w(&j) != Width::Skip);
+    let read_with_page = |w: fn(&RelationWidths) -> Width| w(&joined) != Width::Skip;
     let account = node.field("account");
     let roles = node.field("contactRoles");
     let contact = roles.field("contact");
@@ -220,7 +220,7 @@ pub(crate) async fn opportunities(
 /// exactly what it costs an admin.
 async fn roles_with_contacts(
     l: &Loaders,
-    deals: &[&opportunity::Model],
+    deals: &[DealHead<'_>],
     contact_width: Width,
 ) -> async_graphql::Result<Vec<opportunity_contact_role::Model>> {
     use crate::services::rows::{
@@ -230,7 +230,10 @@ async fn roles_with_contacts(
     use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
     let ids: Vec<i64> = deals
         .iter()
-        .filter(|o| l.scope.allows_opportunity(o, AccessLevel::Read))
+        .filter(|o| {
+            l.scope
+                .allows_deal(o.territory_id, o.owner_id, AccessLevel::Read)
+        })
         .map(|o| o.id)
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -241,6 +244,8 @@ async fn roles_with_contacts(
     let mut statement = Roles::find()
         .filter(R::OpportunityId.is_in(ids.iter().copied()))
         .left_join(contact::Entity)
+        // Deal first, as `ix_ocr_opportunity_created` holds them: no sort.
+        .order_by_asc(R::OpportunityId)
         .order_by_asc(R::CreatedAt)
         .order_by_asc(R::Id)
         .into_query();

@@ -7,11 +7,13 @@
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use tokio::sync::OnceCell;
 
-use accord_entities::{account, contact, stage, user};
+use accord_entities::{account, contact, opportunity, stage, user};
 
 use crate::error::AppError;
 use crate::graphql::loaders::{LoadError, one};
-use crate::services::rows::{AccountBrief, ContactBrief, Joined, StageBrief, UserBrief};
+use crate::services::rows::{
+    AccountBrief, ContactBrief, Joined, OpportunityBrief, StageBrief, UserBrief,
+};
 
 /// The whole model is boxed: a resolver that returns one of these holds it across the
 /// await of its resolution, and async-graphql sizes every field future of the parent
@@ -94,7 +96,9 @@ keyed!(
     contact::Model,
     ContactBrief,
     stage::Model,
-    StageBrief
+    StageBrief,
+    opportunity::Model,
+    OpportunityBrief
 );
 
 impl<M, B> From<Joined<M, B>> for Row<M, B> {
