@@ -9,8 +9,8 @@ use crate::graphql::ids::{NodeKind, decode, decode_opt};
 use crate::graphql::types::DealHead;
 use crate::graphql::types::preload;
 use crate::graphql::types::{
-    Account, Conn, ContactRoleKind, Grade, LeadSource, Opportunity, OpportunityContactRole,
-    OrderDirection, Stage, StageKind, User, connection, width,
+    Account, Conn, Contact, ContactRoleKind, Grade, LeadSource, Opportunity,
+    OpportunityContactRole, OrderDirection, Stage, StageKind, User, connection, width,
 };
 use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::opportunities::{
@@ -18,6 +18,7 @@ use crate::services::opportunities::{
     RelationWidths,
 };
 use crate::services::pagination::PageArgs;
+use crate::services::rows::Width;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
 pub enum OpportunityOrderField {
@@ -176,6 +177,12 @@ impl OpportunityQuery {
             account: width(&node.field("account"), Account::BRIEF_FIELDS),
             owner: width(&node.field("owner"), User::BRIEF_FIELDS),
             stage: width(&node.field("stage"), Stage::BRIEF_FIELDS),
+            // Committees come with the page unless their contacts are wanted whole.
+            committee: node.field("contactRoles").exists()
+                && width(
+                    &node.field("contactRoles").field("contact"),
+                    Contact::BRIEF_FIELDS,
+                ) != Width::Full,
         };
         let l = loaders(ctx)?;
         // The service future is boxed so that this resolver's own future, and with it
@@ -185,13 +192,19 @@ impl OpportunityQuery {
         ))
         .await?;
         let mut relations = Vec::with_capacity(page.items.len());
+        let mut committees = Vec::new();
         let page = page.map(|r| {
             relations.push((r.account, r.owner, r.stage));
-            Opportunity(r.opportunity.into())
+            let deal = Opportunity(r.opportunity.into());
+            if let Some(committee) = r.committee {
+                committees.push((deal.0.key(), committee));
+            }
+            deal
         });
         preload::feed_joined(l, relations).await;
         let deals: Vec<DealHead<'_>> = page.items.iter().map(|(_, o)| o.head()).collect();
-        Box::pin(preload::opportunities(l, &node, &deals, widths)).await?;
+        let committees = widths.committee.then_some(committees);
+        Box::pin(preload::opportunities(l, &node, &deals, widths, committees)).await?;
         Ok(connection(page, |deal| deal))
     }
 }

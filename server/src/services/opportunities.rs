@@ -29,7 +29,8 @@ use crate::services::pagination::{
 use crate::services::pipelines::entry_stage;
 use crate::services::reminders;
 use crate::services::rows::{
-    AccountBrief, FullRead, Joined, Reader, StageBrief, UserBrief, Width, read_optional, select_all,
+    AccountBrief, Committee, FullRead, Joined, Reader, StageBrief, UserBrief, Width, read_optional,
+    select_all,
 };
 use crate::services::validate::{NAME_MAX, currency, money_micros, optional_text, required_text};
 use crate::services::{
@@ -755,6 +756,9 @@ pub struct OpportunityWithRelations {
     pub stage: Option<Joined<stage::Model, StageBrief>>,
     /// The deal's value in the list's sort column, for its cursor.
     pub key: SortKey,
+    /// As [`RelationWidths::committee`] asked, unfiltered: the caller's visibility of
+    /// each contact is the reader's to apply.
+    pub committee: Option<Committee>,
 }
 
 /// How much of each deal, and of each related record, [`list_with_relations`] reads.
@@ -765,6 +769,9 @@ pub struct RelationWidths {
     pub account: Width,
     pub owner: Width,
     pub stage: Width,
+    /// Whether the page reads each deal's buying committee (contact roles with their
+    /// contacts brief) too.
+    pub committee: bool,
 }
 
 /// The filtered query every opportunity list starts from.
@@ -843,7 +850,8 @@ pub async fn list_with_relations(
     widths: RelationWidths,
 ) -> AppResult<Page<OpportunityWithRelations>> {
     use crate::services::rows::{
-        BriefRead, OpportunityBrief, read_joined, read_sort_key, select_columns, select_joined,
+        BriefRead, OpportunityBrief, read_committee, read_joined, read_sort_key, select_columns,
+        select_committee, select_joined,
     };
     use sea_orm::ColumnTrait;
     svc.authz
@@ -888,6 +896,9 @@ pub async fn list_with_relations(
     select_joined::<AccountBrief>(&mut statement, widths.account);
     select_joined::<UserBrief>(&mut statement, widths.owner);
     select_joined::<StageBrief>(&mut statement, widths.stage);
+    if widths.committee {
+        select_committee(&mut statement, svc.db.get_database_backend());
+    }
     let db = LiteralLimits(&svc.db);
     let rows = db.query_all(&statement).await?;
     let mut read = Vec::with_capacity(rows.len());
@@ -905,7 +916,17 @@ pub async fn list_with_relations(
         let account = read_joined::<AccountBrief>(&mut r, widths.account)?;
         let owner = read_joined::<UserBrief>(&mut r, widths.owner)?;
         let stage = read_joined::<StageBrief>(&mut r, widths.stage)?;
+        let committee = if widths.committee {
+            let id = match &opportunity {
+                Joined::Full(m) => m.id,
+                Joined::Brief(b) => b.id,
+            };
+            Some(read_committee(&mut r, id)?)
+        } else {
+            None
+        };
         read.push(OpportunityWithRelations {
+            committee,
             // A deal seen only as its owner may sit in an account the caller cannot
             // see: that account stays hidden.
             account: account.filter(|a| {

@@ -11,8 +11,11 @@
 //! `Row`, which load the whole record if a field beyond the brief ones is asked after all.
 
 use accord_entities::{account, contact, opportunity, opportunity_contact_role, stage, user};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::sea_query::{Expr, IntoIden, SelectStatement};
-use sea_orm::{ColumnDef, ColumnType, DbErr, EntityTrait, Iterable, QueryResult, TryGetable};
+use sea_orm::{
+    ColumnDef, ColumnType, DbBackend, DbErr, EntityTrait, Iterable, QueryResult, TryGetable,
+};
 
 use crate::services::pagination::SortKey;
 
@@ -379,6 +382,94 @@ pub fn read_sort_key(column: &ColumnDef, r: &mut Reader<'_>) -> Result<SortKey, 
         ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => SortKey::Text(r.take()?),
         _ => SortKey::Int(r.take()?),
     })
+}
+
+/// A deal's buying committee: its contact roles, oldest first, each with its contact
+/// brief. Read by the page's own statement as one JSON array per deal (see
+/// [`select_committee`]), so a list showing committees costs one statement.
+pub type Committee = Vec<(opportunity_contact_role::Model, ContactBrief)>;
+
+/// Appends a column holding each deal's committee as a JSON array of
+/// `[id, contact_id, role, is_primary, created_at, first_name, last_name, territory_id]`,
+/// built by a correlated subquery on `ix_ocr_opportunity_created` (no sort), for the
+/// statement's `opportunities` rows. The way Hasura and PostGraphile read nested
+/// selections: SQLite and PostgreSQL build the arrays, one value per deal crosses to
+/// Rust instead of a row per role.
+pub fn select_committee(statement: &mut SelectStatement, backend: DbBackend) {
+    const MEMBER: &str = "r.id, r.contact_id, r.role, r.is_primary, r.created_at, \
+                          c.first_name, c.last_name, c.territory_id";
+    const FROM: &str = "FROM opportunity_contact_roles r JOIN contacts c ON c.id = r.contact_id \
+                        WHERE r.opportunity_id = opportunities.id";
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "(SELECT coalesce(json_agg(json_build_array({MEMBER}) ORDER BY r.created_at, r.id), \
+             '[]')::text {FROM})"
+        ),
+        _ => format!(
+            "(SELECT json_group_array(json_array({MEMBER}) ORDER BY r.created_at, r.id) {FROM})"
+        ),
+    };
+    statement.expr(Expr::cust(sql));
+}
+
+/// Reads back what [`select_committee`] selected, for the deal `opportunity_id`.
+pub fn read_committee(r: &mut Reader<'_>, opportunity_id: i64) -> Result<Committee, DbErr> {
+    /// SQLite stores booleans as 0 and 1; PostgreSQL's JSON says true and false.
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    #[derive(serde::Deserialize)]
+    struct Member(
+        i64,
+        i64,
+        opportunity_contact_role::ContactRole,
+        Flag,
+        String,
+        String,
+        String,
+        Option<i64>,
+    );
+    let text: String = r.take()?;
+    let members: Vec<Member> =
+        serde_json::from_str(&text).map_err(|e| DbErr::Type(format!("committee: {e}")))?;
+    members
+        .into_iter()
+        .map(|m| {
+            let Member(id, contact_id, role, primary, created_at, first, last, territory) = m;
+            let role = opportunity_contact_role::Model {
+                id,
+                opportunity_id,
+                contact_id,
+                role,
+                is_primary: match primary {
+                    Flag::Bool(b) => b,
+                    Flag::Int(i) => i != 0,
+                },
+                created_at: timestamp(&created_at)?,
+            };
+            let contact = ContactBrief {
+                id: contact_id,
+                first_name: first,
+                last_name: last,
+                territory_id: territory,
+            };
+            Ok((role, contact))
+        })
+        .collect()
+}
+
+/// A timestamp as SQLite holds it (the RFC 3339 text sqlx writes) or PostgreSQL's JSON
+/// renders a `timestamptz` (ISO 8601 with an offset).
+fn timestamp(text: &str) -> Result<DateTime<Utc>, DbErr> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
+        })
+        .map_err(|e| DbErr::Type(format!("committee timestamp {text:?}: {e}")))
 }
 
 /// Appends the columns of a related record read at `width` (nothing for `Skip`).

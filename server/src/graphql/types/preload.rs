@@ -18,7 +18,9 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use super::DealHead;
 use crate::graphql::loaders::{LoadError, Loaders, load_error};
 use crate::services::opportunities::RelationWidths;
-use crate::services::rows::{AccountBrief, Joined, StageBrief, UserBrief, Width};
+use crate::services::rows::{
+    AccountBrief, Committee, ContactBrief, Joined, StageBrief, UserBrief, Width,
+};
 
 type Result = async_graphql::Result<()>;
 
@@ -133,6 +135,7 @@ pub(crate) async fn opportunities(
     node: &Lookahead<'_>,
     rows: &[DealHead<'_>],
     joined: RelationWidths,
+    read_committees: Option<Vec<(i64, Committee)>>,
 ) -> Result {
     let read_with_page = |w: fn(&RelationWidths) -> Width| w(&joined) != Width::Skip;
     let account = node.field("account");
@@ -160,7 +163,9 @@ pub(crate) async fn opportunities(
             prime(&l.pipelines, rows.iter().map(|o| o.pipeline_id))
         ),
         async {
-            if contact.exists() {
+            if let Some(read) = read_committees {
+                Ok(committees(l, rows, read).await)
+            } else if contact.exists() {
                 roles_with_contacts(l, rows, contact_width).await
             } else if roles.exists() {
                 prime_children(&l.roles_by_opportunity, rows.iter().map(|o| o.id)).await
@@ -223,21 +228,10 @@ async fn roles_with_contacts(
     deals: &[DealHead<'_>],
     contact_width: Width,
 ) -> async_graphql::Result<Vec<opportunity_contact_role::Model>> {
-    use crate::services::rows::{
-        ContactBrief, FullRead, Reader, read_joined, select_all, select_joined,
-    };
+    use crate::services::rows::{FullRead, Reader, read_joined, select_all, select_joined};
     use opportunity_contact_role::{Column as R, Entity as Roles};
     use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
-    let ids: Vec<i64> = deals
-        .iter()
-        .filter(|o| {
-            l.scope
-                .allows_deal(o.territory_id, o.owner_id, AccessLevel::Read)
-        })
-        .map(|o| o.id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let ids = visible_deals(l, deals);
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -254,18 +248,68 @@ async fn roles_with_contacts(
     select_joined::<ContactBrief>(&mut statement, contact_width);
     let fail = |e| load_error(std::sync::Arc::new(e));
     let rows = l.db.query_all(&statement).await.map_err(fail)?;
-    let mut by_deal: HashMap<i64, Vec<opportunity_contact_role::Model>> =
-        ids.iter().map(|id| (*id, Vec::new())).collect();
-    let (mut contacts, mut briefs) = (Vec::new(), Vec::new());
-    let mut roles = Vec::with_capacity(rows.len());
+    let mut members = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut r = Reader::new(row);
         let role = opportunity_contact_role::Model::read(&mut r).map_err(fail)?;
-        // A deal seen as its owner may have contacts the caller cannot see.
-        let visible = |territory| l.scope.allows(territory, AccessLevel::Read);
-        match read_joined::<ContactBrief>(&mut r, contact_width).map_err(fail)? {
-            Some(Joined::Full(c)) if visible(c.territory_id) => contacts.push((c.id, c)),
-            Some(Joined::Brief(c)) if visible(c.territory_id) => briefs.push((c.id, c)),
+        if let Some(contact) = read_joined::<ContactBrief>(&mut r, contact_width).map_err(fail)? {
+            members.push((role, contact));
+        }
+    }
+    Ok(feed_roles(l, &ids, members).await)
+}
+
+/// Committees the page statement read along (see `services::rows::select_committee`),
+/// fed like [`roles_with_contacts`] feeds its own.
+pub(crate) async fn committees(
+    l: &Loaders,
+    deals: &[DealHead<'_>],
+    read: Vec<(i64, Committee)>,
+) -> Vec<opportunity_contact_role::Model> {
+    let ids = visible_deals(l, deals);
+    let members = read
+        .into_iter()
+        .filter(|(deal, _)| ids.binary_search(deal).is_ok())
+        .flat_map(|(_, committee)| committee)
+        .map(|(role, contact)| (role, Joined::Brief(contact)))
+        .collect();
+    feed_roles(l, &ids, members).await
+}
+
+/// The deals, of those given, whose committees the caller may see, sorted.
+fn visible_deals(l: &Loaders, deals: &[DealHead<'_>]) -> Vec<i64> {
+    deals
+        .iter()
+        .filter(|o| {
+            l.scope
+                .allows_deal(o.territory_id, o.owner_id, AccessLevel::Read)
+        })
+        .map(|o| o.id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Feeds the committees of the deals `ids` (visible, each committee oldest first) into
+/// the role and contact caches, leaving out roles whose contact the caller cannot see
+/// (a deal seen as its owner may have some); returns the roles fed.
+async fn feed_roles(
+    l: &Loaders,
+    ids: &[i64],
+    members: Vec<(
+        opportunity_contact_role::Model,
+        Joined<contact::Model, ContactBrief>,
+    )>,
+) -> Vec<opportunity_contact_role::Model> {
+    let mut by_deal: HashMap<i64, Vec<opportunity_contact_role::Model>> =
+        ids.iter().map(|id| (*id, Vec::new())).collect();
+    let (mut contacts, mut briefs) = (Vec::new(), Vec::new());
+    let mut roles = Vec::with_capacity(members.len());
+    let visible = |territory| l.scope.allows(territory, AccessLevel::Read);
+    for (role, contact) in members {
+        match contact {
+            Joined::Full(c) if visible(c.territory_id) => contacts.push((c.id, c)),
+            Joined::Brief(c) if visible(c.territory_id) => briefs.push((c.id, c)),
             _ => continue,
         }
         by_deal
@@ -277,7 +321,7 @@ async fn roles_with_contacts(
     l.roles_by_opportunity.feed_many(by_deal).await;
     l.contacts.feed_many(contacts).await;
     l.briefs.contacts.write().extend(briefs);
-    Ok(roles)
+    roles
 }
 
 pub(crate) async fn accounts(
