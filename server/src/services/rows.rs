@@ -414,6 +414,11 @@ pub fn select_committee(statement: &mut SelectStatement, backend: DbBackend) {
 
 /// Reads back what [`select_committee`] selected, for the deal `opportunity_id`.
 pub fn read_committee(r: &mut Reader<'_>, opportunity_id: i64) -> Result<Committee, DbErr> {
+    let text: String = r.take()?;
+    parse_committee(&text, opportunity_id)
+}
+
+fn parse_committee(text: &str, opportunity_id: i64) -> Result<Committee, DbErr> {
     /// SQLite stores booleans as 0 and 1; PostgreSQL's JSON says true and false.
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
@@ -432,9 +437,8 @@ pub fn read_committee(r: &mut Reader<'_>, opportunity_id: i64) -> Result<Committ
         String,
         Option<i64>,
     );
-    let text: String = r.take()?;
     let members: Vec<Member> =
-        serde_json::from_str(&text).map_err(|e| DbErr::Type(format!("committee: {e}")))?;
+        serde_json::from_str(text).map_err(|e| DbErr::Type(format!("committee: {e}")))?;
     members
         .into_iter()
         .map(|m| {
@@ -579,5 +583,66 @@ mod tests {
         same_as_seaorm::<stage::Entity>(&db).await;
         same_as_seaorm::<contact::Entity>(&db).await;
         same_as_seaorm::<opportunity_contact_role::Entity>(&db).await;
+
+        // The committee column reads back the role SeaORM reads, and the contact brief.
+        let mut statement = opportunity::Entity::find().into_query();
+        statement.clear_selects();
+        select_committee(&mut statement, DbBackend::Sqlite);
+        let row = db.query_one(&statement).await.unwrap().unwrap();
+        let committee = read_committee(&mut Reader::new(&row), 17).unwrap();
+        let role = opportunity_contact_role::Entity::find()
+            .one(&db)
+            .await
+            .unwrap();
+        assert_eq!(
+            committee,
+            vec![(
+                role.unwrap(),
+                ContactBrief {
+                    id: 13,
+                    first_name: "Ada".into(),
+                    last_name: "Byron".into(),
+                    territory_id: None,
+                }
+            )]
+        );
+    }
+
+    /// PostgreSQL's JSON renders booleans as such and timestamps with microseconds and an
+    /// offset; SQLite's holds 0/1 and the text sqlx wrote.
+    #[test]
+    fn committees_parse_from_either_backends_json() {
+        let postgres = r#"[[5, 9, "economic_buyer", true, "2026-12-07T15:40:13.628577+00:00", "Bo", "Yin", 3],
+                          [6, 10, "user", false, "2026-12-07T16:40:13+01:00", "Al", "Ng", null]]"#;
+        let sqlite = r#"[[5, 9, "economic_buyer", 1, "2026-12-07T15:40:13.628577+00:00", "Bo", "Yin", 3],
+                        [6, 10, "user", 0, "2026-12-07 15:40:13", "Al", "Ng", null]]"#;
+        for text in [postgres, sqlite] {
+            let committee = parse_committee(text, 4).unwrap();
+            assert_eq!(committee.len(), 2);
+            let (role, contact) = &committee[0];
+            assert_eq!((role.id, role.opportunity_id, role.contact_id), (5, 4, 9));
+            assert_eq!(
+                role.role,
+                opportunity_contact_role::ContactRole::EconomicBuyer
+            );
+            assert!(role.is_primary);
+            assert_eq!(
+                role.created_at.to_rfc3339(),
+                "2026-12-07T15:40:13.628577+00:00"
+            );
+            assert_eq!(contact.territory_id, Some(3));
+            let (role, contact) = &committee[1];
+            assert!(!role.is_primary);
+            assert_eq!(role.created_at.to_rfc3339(), "2026-12-07T15:40:13+00:00");
+            assert_eq!(
+                (contact.first_name.as_str(), contact.territory_id),
+                ("Al", None)
+            );
+        }
+        assert_eq!(parse_committee("[]", 4).unwrap(), vec![]);
+        assert!(parse_committee(r#"[[5, 9, "chairman", true, "x", "a", "b", null]]"#, 4).is_err());
+        assert!(
+            parse_committee(r#"[[5, 9, "user", true, "yesterday", "a", "b", null]]"#, 4).is_err()
+        );
     }
 }
