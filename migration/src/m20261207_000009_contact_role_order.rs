@@ -1,6 +1,6 @@
 //! A deal's buying committee in the order every reader lists it (oldest role first), so
-//! reading the committees of a page of deals walks one index instead of sorting: the
-//! unique `(opportunity_id, contact_id, role)` index finds the rows but not in that
+//! reading the committees of a page of deals walks one index instead of sorting them all:
+//! the unique `(opportunity_id, contact_id, role)` index finds the rows but not in that
 //! order, and the nested opportunity list paid for a temporary sort on every request.
 
 use sea_orm_migration::prelude::*;

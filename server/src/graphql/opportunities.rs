@@ -193,17 +193,20 @@ impl OpportunityQuery {
         .await?;
         let mut relations = Vec::with_capacity(page.items.len());
         let mut committees = Vec::new();
+        let mut every_committee = widths.committee;
         let page = page.map(|r| {
             relations.push((r.account, r.owner, r.stage));
             let deal = Opportunity(r.opportunity.into());
-            if let Some(committee) = r.committee {
-                committees.push((deal.0.key(), committee));
+            match r.committee {
+                Some(committee) => committees.push((deal.0.key(), committee)),
+                None => every_committee = false,
             }
             deal
         });
         preload::feed_joined(l, relations).await;
         let deals: Vec<DealHead<'_>> = page.items.iter().map(|(_, o)| o.head()).collect();
-        let committees = widths.committee.then_some(committees);
+        // Committees the page could not read are read by their own statement instead.
+        let committees = every_committee.then_some(committees);
         Box::pin(preload::opportunities(l, &node, &deals, widths, committees)).await?;
         Ok(connection(page, |deal| deal))
     }

@@ -756,8 +756,9 @@ pub struct OpportunityWithRelations {
     pub stage: Option<Joined<stage::Model, StageBrief>>,
     /// The deal's value in the list's sort column, for its cursor.
     pub key: SortKey,
-    /// As [`RelationWidths::committee`] asked, unfiltered: the caller's visibility of
-    /// each contact is the reader's to apply.
+    /// As [`RelationWidths::committee`] asked: the roles whose contact the caller may
+    /// see. `None` also when it could not be read this way (see [`visible_committee`]);
+    /// the caller then reads committees by their own statement.
     pub committee: Option<Committee>,
 }
 
@@ -850,8 +851,8 @@ pub async fn list_with_relations(
     widths: RelationWidths,
 ) -> AppResult<Page<OpportunityWithRelations>> {
     use crate::services::rows::{
-        BriefRead, OpportunityBrief, read_committee, read_joined, read_sort_key, select_columns,
-        select_committee, select_joined,
+        BriefRead, OpportunityBrief, read_joined, read_sort_key, select_columns, select_committee,
+        select_joined,
     };
     use sea_orm::ColumnTrait;
     svc.authz
@@ -917,11 +918,11 @@ pub async fn list_with_relations(
         let owner = read_joined::<UserBrief>(&mut r, widths.owner)?;
         let stage = read_joined::<StageBrief>(&mut r, widths.stage)?;
         let committee = if widths.committee {
-            let id = match &opportunity {
-                Joined::Full(m) => m.id,
-                Joined::Brief(b) => b.id,
+            let (id, territory, owner) = match &opportunity {
+                Joined::Full(m) => (m.id, m.territory_id, m.owner_id),
+                Joined::Brief(b) => (b.id, b.territory_id, b.owner_id),
             };
-            Some(read_committee(&mut r, id)?)
+            visible_committee(&scope, id, territory, owner, &mut r)
         } else {
             None
         };
@@ -953,6 +954,34 @@ pub async fn list_with_relations(
         },
         total_count,
     ))
+}
+
+/// A deal's committee as the page read it, keeping only roles whose contact the caller
+/// may see (a deal seen only as its owner may have others). A committee that does not
+/// parse (a timestamp written outside Accord in a form it does not know, say) is logged
+/// and answered `None`, so the list falls back to reading committees by their own
+/// statement instead of failing.
+fn visible_committee(
+    scope: &Scope,
+    deal: i64,
+    territory: Option<i64>,
+    owner: i64,
+    r: &mut Reader<'_>,
+) -> Option<Committee> {
+    use crate::services::rows::read_committee;
+    match read_committee(r, deal) {
+        Ok(mut committee) => {
+            if !scope.allows_deal(territory, owner, AccessLevel::Read) {
+                committee.clear();
+            }
+            committee.retain(|(_, contact)| scope.allows(contact.territory_id, AccessLevel::Read));
+            Some(committee)
+        }
+        Err(error) => {
+            tracing::warn!(deal, %error, "committee not readable from the page; reading it apart");
+            None
+        }
+    }
 }
 
 /// Adds a contact to the buying committee of a deal. Marking a role primary demotes the

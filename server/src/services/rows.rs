@@ -391,8 +391,9 @@ pub type Committee = Vec<(opportunity_contact_role::Model, ContactBrief)>;
 
 /// Appends a column holding each deal's committee as a JSON array of
 /// `[id, contact_id, role, is_primary, created_at, first_name, last_name, territory_id]`,
-/// built by a correlated subquery on `ix_ocr_opportunity_created` (no sort), for the
-/// statement's `opportunities` rows. The way Hasura and PostGraphile read nested
+/// built by a correlated subquery that finds them through `ix_ocr_opportunity_created`
+/// (both databases still sort each committee's few rows for the ordered aggregate), for
+/// the statement's `opportunities` rows. The way Hasura and PostGraphile read nested
 /// selections: SQLite and PostgreSQL build the arrays, one value per deal crosses to
 /// Rust instead of a row per role.
 pub fn select_committee(statement: &mut SelectStatement, backend: DbBackend) {
@@ -465,15 +466,38 @@ fn parse_committee(text: &str, opportunity_id: i64) -> Result<Committee, DbErr> 
         .collect()
 }
 
-/// A timestamp as SQLite holds it (the RFC 3339 text sqlx writes) or PostgreSQL's JSON
-/// renders a `timestamptz` (ISO 8601 with an offset).
+/// A timestamp as SQLite holds it (the RFC 3339 text sqlx writes, or any of the forms
+/// SQLite's date functions document, which sqlx also reads; without an offset, UTC) or
+/// as PostgreSQL's JSON renders a `timestamptz` (ISO 8601 with an offset). Anything else
+/// is an error, which the list answers by reading the committees the other way (see
+/// `list_with_relations`).
 fn timestamp(text: &str) -> Result<DateTime<Utc>, DbErr> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
-        })
-        .map_err(|e| DbErr::Type(format!("committee timestamp {text:?}: {e}")))
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    const SQLITE_FORMATS: [&str; 12] = [
+        "%F %T%.f",
+        "%F %R",
+        "%F %RZ",
+        "%F %R%:z",
+        "%F %T%.fZ",
+        "%F %T%.f%:z",
+        "%FT%R",
+        "%FT%RZ",
+        "%FT%R%:z",
+        "%FT%T%.f",
+        "%FT%T%.fZ",
+        "%FT%T%.f%:z",
+    ];
+    for format in SQLITE_FORMATS {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Ok(t.with_timezone(&Utc));
+        }
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(DbErr::Type(format!("committee timestamp {text:?}")))
 }
 
 /// Appends the columns of a related record read at `width` (nothing for `Skip`).
@@ -638,6 +662,15 @@ mod tests {
                 (contact.first_name.as_str(), contact.territory_id),
                 ("Al", None)
             );
+        }
+        // SQLite's own date functions' forms.
+        for (text, utc) in [
+            ("2026-12-07T15:40:13", "2026-12-07T15:40:13+00:00"),
+            ("2026-12-07 15:40:13.5", "2026-12-07T15:40:13.500+00:00"),
+            ("2026-12-07 16:40+01:00", "2026-12-07T15:40:00+00:00"),
+            ("2026-12-07T15:40Z", "2026-12-07T15:40:00+00:00"),
+        ] {
+            assert_eq!(timestamp(text).unwrap().to_rfc3339(), utc, "{text}");
         }
         assert_eq!(parse_committee("[]", 4).unwrap(), vec![]);
         assert!(parse_committee(r#"[[5, 9, "chairman", true, "x", "a", "b", null]]"#, 4).is_err());

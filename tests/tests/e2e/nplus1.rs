@@ -316,3 +316,61 @@ async fn brief_relations_answer_names_and_load_the_rest_when_asked() {
     );
     assert_eq!(again["contactRoles"][0]["contact"]["title"], "CTO");
 }
+
+/// Committees stored outside Accord's own writes: on SQLite a timestamp in one of
+/// SQLite's other date forms is read by the page itself; on PostgreSQL one the page's
+/// JSON cannot carry (a five-digit year) makes the list read committees by their own
+/// statement instead. Either way the list answers in full.
+#[tokio::test]
+async fn committees_with_unusual_timestamps_are_still_listed() {
+    use accord_e2e::{Backend, backend};
+    use sea_orm::ConnectionTrait;
+    let server = TestServer::start_with(Limits {
+        policy_poll_ms: 3_600_000,
+        ..Limits::default()
+    })
+    .await;
+    let f = server.fixture().await;
+    let contact = server
+        .create_contact(&f.token, &f.account_id, "Odd", None)
+        .await;
+    let (deal, _) = server.create_opportunity(&f, "Odd deal", "10").await;
+    let v = server
+        .gql(Some(&f.token), "mutation($i: AddContactRoleInput!) { addOpportunityContactRole(input: $i) { contactRole { id } } }",
+            json!({ "i": { "opportunityId": deal, "contactId": contact, "role": "BLOCKER" } }))
+        .await;
+    data(&v);
+    let (odd, statements) = match backend() {
+        Backend::Sqlite => (
+            "UPDATE opportunity_contact_roles SET created_at = '2026-12-07 15:40'",
+            1,
+        ),
+        Backend::Postgres => (
+            "UPDATE opportunity_contact_roles SET created_at = '10000-01-01T00:00:00Z'",
+            2,
+        ),
+    };
+    server
+        .state
+        .services
+        .db
+        .execute_unprepared(odd)
+        .await
+        .unwrap();
+    let q = "{ opportunities(first: 5) { edges { node { name contactRoles { role contact { fullName } } } } } }";
+    let before = server.statements();
+    let v = server.gql(Some(&f.token), q, json!({})).await;
+    let cost = server.statements() - before;
+    let edges = data(&v)["opportunities"]["edges"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let node = edges
+        .iter()
+        .map(|e| &e["node"])
+        .find(|n| n["name"] == "Odd deal")
+        .expect("the deal is listed");
+    assert_eq!(node["contactRoles"][0]["role"], "BLOCKER");
+    assert_eq!(node["contactRoles"][0]["contact"]["fullName"], "Pat Odd");
+    assert_eq!(cost, statements);
+}
