@@ -198,7 +198,7 @@ impl OpportunityQuery {
             relations.push((r.account, r.owner, r.stage));
             let deal = Opportunity(r.opportunity.into());
             match r.committee {
-                Some(committee) => committees.push((deal.0.key(), committee)),
+                Some(committee) => committees.push(committee),
                 None => every_committee = false,
             }
             deal

@@ -135,7 +135,7 @@ pub(crate) async fn opportunities(
     node: &Lookahead<'_>,
     rows: &[DealHead<'_>],
     joined: RelationWidths,
-    read_committees: Option<Vec<(i64, Committee)>>,
+    read_committees: Option<Vec<Committee>>,
 ) -> Result {
     let read_with_page = |w: fn(&RelationWidths) -> Width| w(&joined) != Width::Skip;
     let account = node.field("account");
@@ -264,13 +264,14 @@ async fn roles_with_contacts(
 pub(crate) async fn committees(
     l: &Loaders,
     deals: &[DealHead<'_>],
-    read: Vec<(i64, Committee)>,
+    read: Vec<Committee>,
 ) -> Vec<opportunity_contact_role::Model> {
+    // The service already emptied the committees of deals the caller may not see and
+    // dropped contacts they may not see; `ids` only gives every visible deal its entry.
     let ids = visible_deals(l, deals);
     let members = read
         .into_iter()
-        .filter(|(deal, _)| ids.binary_search(deal).is_ok())
-        .flat_map(|(_, committee)| committee)
+        .flatten()
         .map(|(role, contact)| (role, Joined::Brief(contact)))
         .collect();
     feed_roles(l, &ids, members).await
