@@ -196,12 +196,11 @@ impl OpportunityQuery {
         let mut every_committee = widths.committee;
         let page = page.map(|r| {
             relations.push((r.account, r.owner, r.stage));
-            let deal = Opportunity(r.opportunity.into());
             match r.committee {
                 Some(committee) => committees.push(committee),
                 None => every_committee = false,
             }
-            deal
+            Opportunity(r.opportunity.into())
         });
         preload::feed_joined(l, relations).await;
         let deals: Vec<DealHead<'_>> = page.items.iter().map(|(_, o)| o.head()).collect();

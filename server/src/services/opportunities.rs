@@ -10,7 +10,7 @@ use std::sync::Arc;
 use accord_workflows::Anchor;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, PaginatorTrait,
     QueryFilter, Select, Set,
@@ -37,7 +37,7 @@ use crate::services::{
     Patch, Services, audit, gate_opportunity, stage_scripts, territories, update_if_version,
 };
 use accord_entities::territory_membership::AccessLevel;
-use sea_orm::QueryTrait;
+use sea_orm::{DbBackend, QueryTrait};
 
 #[derive(Debug, Clone)]
 pub struct NewOpportunity {
@@ -757,8 +757,9 @@ pub struct OpportunityWithRelations {
     /// The deal's value in the list's sort column, for its cursor.
     pub key: SortKey,
     /// As [`RelationWidths::committee`] asked: the roles whose contact the caller may
-    /// see. `None` also when it could not be read this way (see [`visible_committee`]);
-    /// the caller then reads committees by their own statement.
+    /// see, oldest first. `None` if not asked, and also when SQLite's JSON for it could
+    /// not be read (see [`visible_committee`]); the caller then reads committees by
+    /// their own statement.
     pub committee: Option<Committee>,
 }
 
@@ -838,9 +839,10 @@ fn visible_page(
     (visible, page)
 }
 
-/// One page of deals, each with its account, owner and stage joined into the page's
-/// own statement (one round trip instead of four), and each read as wide as `widths`
-/// says: a list that shows names reads a few columns, not whole rows.
+/// One page of deals, each with its account, owner and stage (and, when asked, its
+/// buying committee) read by the page's own statement (one round trip instead of
+/// five), and each read as wide as `widths` says: a list that shows names reads a few
+/// columns, not whole rows.
 pub async fn list_with_relations(
     svc: &Services,
     actor: &Actor,
@@ -851,10 +853,8 @@ pub async fn list_with_relations(
     widths: RelationWidths,
 ) -> AppResult<Page<OpportunityWithRelations>> {
     use crate::services::rows::{
-        BriefRead, OpportunityBrief, read_joined, read_sort_key, select_columns, select_committee,
-        select_joined,
+        BriefRead, OpportunityBrief, read_joined, read_member, read_sort_key,
     };
-    use sea_orm::ColumnTrait;
     svc.authz
         .require(actor, Resource::Opportunity, Action::Read)
         .await?;
@@ -867,111 +867,218 @@ pub async fn list_with_relations(
     } else {
         None
     };
-    // The joins SeaORM would make, with a select list of our own: the deal whole, its
-    // relations as wide as the caller's selection needs, read back by position.
-    let mut joined = page;
-    if widths.account != Width::Skip {
-        joined = joined.left_join(account::Entity);
-    }
-    if widths.owner != Width::Skip {
-        joined = joined.left_join(user::Entity);
-    }
-    if widths.stage != Width::Skip {
-        joined = joined.left_join(stage::Entity);
-    }
-    let mut statement = plan.apply(joined).into_query();
-    statement.clear_selects();
-    let brief = widths.deal == Width::Brief;
-    if brief {
-        // The sort column comes last, for the cursor.
-        select_columns(
-            &mut statement,
-            opportunity::Entity,
-            OpportunityBrief::brief_columns()
-                .into_iter()
-                .chain([order.column]),
-        );
-    } else {
-        select_all::<opportunity::Entity>(&mut statement);
-    }
-    select_joined::<AccountBrief>(&mut statement, widths.account);
-    select_joined::<UserBrief>(&mut statement, widths.owner);
-    select_joined::<StageBrief>(&mut statement, widths.stage);
-    if widths.committee {
-        select_committee(&mut statement, svc.db.get_database_backend());
-    }
+    let committees = match (widths.committee, svc.db.get_database_backend()) {
+        (false, _) => CommitteeRead::Skip,
+        (true, DbBackend::Postgres) => CommitteeRead::Rows,
+        (true, _) => CommitteeRead::Json,
+    };
+    let statement = page_statement(page, &plan, order.column, widths, committees);
     let db = LiteralLimits(&svc.db);
     let rows = db.query_all(&statement).await?;
-    let mut read = Vec::with_capacity(rows.len());
+    let mut read: Vec<OpportunityWithRelations> = Vec::with_capacity(rows.len());
+    // A deal with several committee members spans as many rows; its later rows pass
+    // over the columns its first row read.
+    let mut deal_columns = 0;
+    let mut committee_visible = false;
     for row in &rows {
         let mut r = Reader::new(row);
-        let (opportunity, key) = if brief {
-            let deal = OpportunityBrief::read(&mut r)?;
-            let key = read_sort_key(&sort_column, &mut r)?;
-            (Joined::Brief(deal), key)
-        } else {
-            let deal = opportunity::Model::read(&mut r)?;
-            let key = (order.key)(&deal);
-            (Joined::Full(deal), key)
+        let same_deal = match read.last() {
+            Some(last) if committees == CommitteeRead::Rows => {
+                Reader::new(row).take::<i64>()? == last.opportunity.id()
+            }
+            _ => false,
         };
-        let account = read_joined::<AccountBrief>(&mut r, widths.account)?;
-        let owner = read_joined::<UserBrief>(&mut r, widths.owner)?;
-        let stage = read_joined::<StageBrief>(&mut r, widths.stage)?;
-        let committee = if widths.committee {
-            let (id, territory, owner) = match &opportunity {
-                Joined::Full(m) => (m.id, m.territory_id, m.owner_id),
-                Joined::Brief(b) => (b.id, b.territory_id, b.owner_id),
+        if same_deal {
+            r.skip(deal_columns);
+        } else {
+            let opportunity = if widths.deal == Width::Brief {
+                Joined::Brief(OpportunityBrief::read(&mut r)?)
+            } else {
+                Joined::Full(opportunity::Model::read(&mut r)?)
             };
-            visible_committee(&scope, id, territory, owner, &mut r)
-        } else {
-            None
-        };
-        read.push(OpportunityWithRelations {
-            committee,
-            // A deal seen only as its owner may sit in an account the caller cannot
-            // see: that account stays hidden.
-            account: account.filter(|a| {
-                let territory = match a {
-                    Joined::Full(m) => m.territory_id,
-                    Joined::Brief(b) => b.territory_id,
-                };
-                scope.allows(territory, AccessLevel::Read)
-            }),
-            opportunity,
-            key,
-            owner,
-            stage,
-        });
+            let key = read_sort_key(&sort_column, &mut r)?;
+            let account = read_joined::<AccountBrief>(&mut r, widths.account)?;
+            let owner = read_joined::<UserBrief>(&mut r, widths.owner)?;
+            let stage = read_joined::<StageBrief>(&mut r, widths.stage)?;
+            deal_columns = r.columns_read();
+            // A deal seen only as its owner may have contacts, and sit in an account,
+            // the caller cannot see: those stay hidden.
+            committee_visible = scope.allows_deal(
+                opportunity.territory_id(),
+                opportunity.owner_id(),
+                AccessLevel::Read,
+            );
+            let committee = match committees {
+                CommitteeRead::Skip => None,
+                CommitteeRead::Rows => Some(Vec::new()),
+                CommitteeRead::Json => {
+                    visible_committee(&scope, opportunity.id(), committee_visible, &mut r)
+                }
+            };
+            read.push(OpportunityWithRelations {
+                account: account.filter(|a| scope.allows(a.territory_id(), AccessLevel::Read)),
+                opportunity,
+                key,
+                owner,
+                stage,
+                committee,
+            });
+        }
+        if committees == CommitteeRead::Rows
+            && let Some((role, contact)) = read_member(&mut r)?
+            && committee_visible
+            && scope.allows(contact.territory_id, AccessLevel::Read)
+            && let Some(committee) = read.last_mut().and_then(|d| d.committee.as_mut())
+        {
+            committee.push((role, contact));
+        }
     }
     Ok(plan.finish_keyed(
         read,
-        |r: &OpportunityWithRelations| {
-            let id = match &r.opportunity {
-                Joined::Full(m) => m.id,
-                Joined::Brief(b) => b.id,
-            };
-            (r.key.clone(), id)
-        },
+        |r: &OpportunityWithRelations| (r.key.clone(), r.opportunity.id()),
         total_count,
     ))
 }
 
-/// A deal's committee as the page read it, keeping only roles whose contact the caller
-/// may see (a deal seen only as its owner may have others). A committee that does not
-/// parse (a timestamp written outside Accord in a form it does not know, say) is logged
-/// and answered `None`, so the list falls back to reading committees by their own
-/// statement instead of failing.
+/// The alias of the sort column a page statement reads after each deal's own columns.
+const SORT_KEY: &str = "sort_key";
+
+/// How a page reads its deals' committees along with them, by backend. Each was
+/// measured against the other (bench/RESULTS.md, session 16):
+/// - `Rows` (PostgreSQL): the roles and their contacts are joined in, a row per member,
+///   as a hand-written statement would. Building each committee as JSON in a
+///   correlated subquery cost PostgreSQL about 40% more per page (`pgbench`).
+/// - `Json` (SQLite): each committee comes as one JSON value per deal
+///   ([`crate::services::rows::select_committee`]). A row per member cost more there:
+///   sqlx copies every column of every row out of SQLite, deal columns included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitteeRead {
+    Skip,
+    Json,
+    Rows,
+}
+
+/// The statement [`list_with_relations`] reads: each deal (brief or whole) and its sort
+/// value, then its account, owner and stage as wide as asked, then its committee as
+/// `committees` says. For `Rows` each deal has a row per committee member, its rows
+/// together, members oldest first: the page's own query (filters, cursor, order,
+/// limit) becomes a subquery named like the deal table, joined to the rest.
+fn page_statement(
+    page: Select<opportunity::Entity>,
+    plan: &PagePlan<'_, opportunity::Entity>,
+    sort: opportunity::Column,
+    widths: RelationWidths,
+    committees: CommitteeRead,
+) -> SelectStatement {
+    use crate::services::rows::{
+        BriefRead, OpportunityBrief, select_columns, select_committee, select_joined, select_member,
+    };
+    use opportunity::Column as C;
+    use sea_orm::sea_query::ExprTrait;
+    let select_deal = |statement: &mut SelectStatement| {
+        if widths.deal == Width::Brief {
+            select_columns(
+                statement,
+                opportunity::Entity,
+                OpportunityBrief::brief_columns(),
+            );
+        } else {
+            select_all::<opportunity::Entity>(statement);
+        }
+        statement.expr_as(Expr::col((opportunity::Entity, sort)), Alias::new(SORT_KEY));
+    };
+    let select_relations = |statement: &mut SelectStatement| {
+        select_joined::<AccountBrief>(statement, widths.account);
+        select_joined::<UserBrief>(statement, widths.owner);
+        select_joined::<StageBrief>(statement, widths.stage);
+    };
+    if committees != CommitteeRead::Rows {
+        let mut joined = page;
+        if widths.account != Width::Skip {
+            joined = joined.left_join(account::Entity);
+        }
+        if widths.owner != Width::Skip {
+            joined = joined.left_join(user::Entity);
+        }
+        if widths.stage != Width::Skip {
+            joined = joined.left_join(stage::Entity);
+        }
+        let mut statement = plan.apply(joined).into_query();
+        statement.clear_selects();
+        select_deal(&mut statement);
+        select_relations(&mut statement);
+        if committees == CommitteeRead::Json {
+            select_committee(&mut statement);
+        }
+        return statement;
+    }
+    let mut deals = plan.apply(page).into_query();
+    deals.clear_selects();
+    select_deal(&mut deals);
+    let mut statement = Query::select();
+    statement
+        .expr(Expr::col((opportunity::Entity, Asterisk)))
+        .from_subquery(deals, opportunity::Entity);
+    if widths.account != Width::Skip {
+        statement.left_join(
+            account::Entity,
+            Expr::col((account::Entity, account::Column::Id))
+                .equals((opportunity::Entity, C::AccountId)),
+        );
+    }
+    if widths.owner != Width::Skip {
+        statement.left_join(
+            user::Entity,
+            Expr::col((user::Entity, user::Column::Id)).equals((opportunity::Entity, C::OwnerId)),
+        );
+    }
+    if widths.stage != Width::Skip {
+        statement.left_join(
+            stage::Entity,
+            Expr::col((stage::Entity, stage::Column::Id)).equals((opportunity::Entity, C::StageId)),
+        );
+    }
+    select_relations(&mut statement);
+    statement
+        .left_join(
+            role::Entity,
+            Expr::col((role::Entity, role::Column::OpportunityId))
+                .equals((opportunity::Entity, C::Id)),
+        )
+        .left_join(
+            contact::Entity,
+            Expr::col((contact::Entity, contact::Column::Id))
+                .equals((role::Entity, role::Column::ContactId)),
+        );
+    select_member(&mut statement);
+    let direction = plan.direction();
+    statement
+        .order_by(
+            (opportunity::Entity, Alias::new(SORT_KEY)),
+            direction.clone(),
+        )
+        .order_by((opportunity::Entity, C::Id), direction)
+        .order_by((role::Entity, role::Column::CreatedAt), Order::Asc)
+        .order_by((role::Entity, role::Column::Id), Order::Asc);
+    statement
+}
+
+/// A deal's committee as SQLite's JSON for it reads, keeping only roles whose contact
+/// the caller may see (a deal seen only as its owner may have others), or none if the
+/// deal's committee is not `visible`. A committee that does not parse (a timestamp
+/// written outside Accord in a form it does not know, say) is logged and answered
+/// `None`, so the list falls back to reading committees by their own statement instead
+/// of failing.
 fn visible_committee(
     scope: &Scope,
     deal: i64,
-    territory: Option<i64>,
-    owner: i64,
+    visible: bool,
     r: &mut Reader<'_>,
 ) -> Option<Committee> {
     use crate::services::rows::read_committee;
     match read_committee(r, deal) {
         Ok(mut committee) => {
-            if !scope.allows_deal(territory, owner, AccessLevel::Read) {
+            if !visible {
                 committee.clear();
             }
             committee.retain(|(_, contact)| scope.allows(contact.territory_id, AccessLevel::Read));

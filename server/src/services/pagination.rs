@@ -342,7 +342,7 @@ impl<'a, E: EntityTrait> PagePlan<'a, E> {
     }
 
     /// The direction rows are fetched in (backward pages fetch in reverse).
-    fn direction(&self) -> Order {
+    pub fn direction(&self) -> Order {
         if self.order.descending == self.backward {
             Order::Asc
         } else {

@@ -13,9 +13,7 @@
 use accord_entities::{account, contact, opportunity, opportunity_contact_role, stage, user};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::sea_query::{Expr, IntoIden, SelectStatement};
-use sea_orm::{
-    ColumnDef, ColumnType, DbBackend, DbErr, EntityTrait, Iterable, QueryResult, TryGetable,
-};
+use sea_orm::{ColumnDef, ColumnType, DbErr, EntityTrait, Iterable, QueryResult, TryGetable};
 
 use crate::services::pagination::SortKey;
 
@@ -35,6 +33,38 @@ pub enum Width {
 pub enum Joined<M, B> {
     Full(M),
     Brief(B),
+}
+
+impl Joined<opportunity::Model, OpportunityBrief> {
+    pub fn id(&self) -> i64 {
+        match self {
+            Joined::Full(m) => m.id,
+            Joined::Brief(b) => b.id,
+        }
+    }
+
+    pub fn owner_id(&self) -> i64 {
+        match self {
+            Joined::Full(m) => m.owner_id,
+            Joined::Brief(b) => b.owner_id,
+        }
+    }
+
+    pub fn territory_id(&self) -> Option<i64> {
+        match self {
+            Joined::Full(m) => m.territory_id,
+            Joined::Brief(b) => b.territory_id,
+        }
+    }
+}
+
+impl Joined<account::Model, AccountBrief> {
+    pub fn territory_id(&self) -> Option<i64> {
+        match self {
+            Joined::Full(m) => m.territory_id,
+            Joined::Brief(b) => b.territory_id,
+        }
+    }
 }
 
 /// What a list needs of an account it names: enough to show it and decide its visibility.
@@ -100,6 +130,11 @@ impl<'a> Reader<'a> {
         let value = self.row.try_get_by_index(self.at);
         self.at += 1;
         value
+    }
+
+    /// How many columns have been read or passed over.
+    pub fn columns_read(&self) -> usize {
+        self.at
     }
 
     /// Passes over the next `columns` columns.
@@ -385,32 +420,42 @@ pub fn read_sort_key(column: &ColumnDef, r: &mut Reader<'_>) -> Result<SortKey, 
 }
 
 /// A deal's buying committee: its contact roles, oldest first, each with its contact
-/// brief. Read by the page's own statement as one JSON array per deal (see
-/// [`select_committee`]), so a list showing committees costs one statement.
+/// brief.
 pub type Committee = Vec<(opportunity_contact_role::Model, ContactBrief)>;
+
+/// Appends the columns of one committee member, as a page that reads committees with
+/// its deals joins them (see `services::opportunities::list_with_relations`): the role
+/// whole, then its contact brief.
+pub fn select_member(statement: &mut SelectStatement) {
+    select_all::<opportunity_contact_role::Entity>(statement);
+    select_joined::<ContactBrief>(statement, Width::Brief);
+}
+
+/// Reads back what [`select_member`] selected: `None` for a deal without roles (the
+/// LEFT JOIN found none), and for a role whose contact is missing.
+pub fn read_member(
+    r: &mut Reader<'_>,
+) -> Result<Option<(opportunity_contact_role::Model, ContactBrief)>, DbErr> {
+    let role = read_optional::<opportunity_contact_role::Model>(r)?;
+    let contact = read_joined::<ContactBrief>(r, Width::Brief)?;
+    Ok(match (role, contact) {
+        (Some(role), Some(Joined::Brief(contact))) => Some((role, contact)),
+        _ => None,
+    })
+}
 
 /// Appends a column holding each deal's committee as a JSON array of
 /// `[id, contact_id, role, is_primary, created_at, first_name, last_name, territory_id]`,
-/// built by a correlated subquery that finds them through `ix_ocr_opportunity_created`
-/// (both databases still sort each committee's few rows for the ordered aggregate), for
-/// the statement's `opportunities` rows. The way Hasura and PostGraphile read nested
-/// selections: SQLite and PostgreSQL build the arrays, one value per deal crosses to
-/// Rust instead of a row per role.
-pub fn select_committee(statement: &mut SelectStatement, backend: DbBackend) {
-    const MEMBER: &str = "r.id, r.contact_id, r.role, r.is_primary, r.created_at, \
-                          c.first_name, c.last_name, c.territory_id";
-    const FROM: &str = "FROM opportunity_contact_roles r JOIN contacts c ON c.id = r.contact_id \
-                        WHERE r.opportunity_id = opportunities.id";
-    let sql = match backend {
-        DbBackend::Postgres => format!(
-            "(SELECT coalesce(json_agg(json_build_array({MEMBER}) ORDER BY r.created_at, r.id), \
-             '[]')::text {FROM})"
-        ),
-        _ => format!(
-            "(SELECT json_group_array(json_array({MEMBER}) ORDER BY r.created_at, r.id) {FROM})"
-        ),
-    };
-    statement.expr(Expr::cust(sql));
+/// built by a correlated subquery that finds them through `ix_ocr_opportunity_created`,
+/// for the statement's `opportunities` rows: SQLite's way of reading committees with the
+/// page (see `services::opportunities::CommitteeRead`).
+pub fn select_committee(statement: &mut SelectStatement) {
+    statement.expr(Expr::cust(
+        "(SELECT json_group_array(json_array(r.id, r.contact_id, r.role, r.is_primary, \
+         r.created_at, c.first_name, c.last_name, c.territory_id) ORDER BY r.created_at, r.id) \
+         FROM opportunity_contact_roles r JOIN contacts c ON c.id = r.contact_id \
+         WHERE r.opportunity_id = opportunities.id)",
+    ));
 }
 
 /// Reads back what [`select_committee`] selected, for the deal `opportunity_id`.
@@ -420,19 +465,13 @@ pub fn read_committee(r: &mut Reader<'_>, opportunity_id: i64) -> Result<Committ
 }
 
 fn parse_committee(text: &str, opportunity_id: i64) -> Result<Committee, DbErr> {
-    /// SQLite stores booleans as 0 and 1; PostgreSQL's JSON says true and false.
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Flag {
-        Bool(bool),
-        Int(i64),
-    }
     #[derive(serde::Deserialize)]
     struct Member(
         i64,
         i64,
         opportunity_contact_role::ContactRole,
-        Flag,
+        // SQLite stores booleans as 0 and 1.
+        i64,
         String,
         String,
         String,
@@ -449,10 +488,7 @@ fn parse_committee(text: &str, opportunity_id: i64) -> Result<Committee, DbErr> 
                 opportunity_id,
                 contact_id,
                 role,
-                is_primary: match primary {
-                    Flag::Bool(b) => b,
-                    Flag::Int(i) => i != 0,
-                },
+                is_primary: primary != 0,
                 created_at: timestamp(&created_at)?,
             };
             let contact = ContactBrief {
@@ -466,11 +502,10 @@ fn parse_committee(text: &str, opportunity_id: i64) -> Result<Committee, DbErr> 
         .collect()
 }
 
-/// A timestamp as SQLite holds it (the RFC 3339 text sqlx writes, or any of the forms
-/// SQLite's date functions document, which sqlx also reads; without an offset, UTC) or
-/// as PostgreSQL's JSON renders a `timestamptz` (ISO 8601 with an offset). Anything else
-/// is an error, which the list answers by reading the committees the other way (see
-/// `list_with_relations`).
+/// A timestamp as SQLite holds it: the RFC 3339 text sqlx writes, or any of the forms
+/// SQLite's date functions document, which sqlx also reads (without an offset, UTC).
+/// Anything else is an error, which the list answers by reading the committees by
+/// their own statement (see `list_with_relations`).
 fn timestamp(text: &str) -> Result<DateTime<Utc>, DbErr> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
@@ -611,7 +646,7 @@ mod tests {
         // The committee column reads back the role SeaORM reads, and the contact brief.
         let mut statement = opportunity::Entity::find().into_query();
         statement.clear_selects();
-        select_committee(&mut statement, DbBackend::Sqlite);
+        select_committee(&mut statement);
         let row = db.query_one(&statement).await.unwrap().unwrap();
         let committee = read_committee(&mut Reader::new(&row), 17).unwrap();
         let role = opportunity_contact_role::Entity::find()
@@ -630,39 +665,86 @@ mod tests {
                 }
             )]
         );
+
+        // So does a committee member read as a row of its own; a deal without roles
+        // reads none.
+        db.execute_unprepared(
+            "INSERT INTO opportunities (id, name, account_id, owner_id, pipeline_id, stage_id, amount_micros, \
+             currency, expected_close_date, source, grade, lost_reason, stage_entered_at, closed_at, territory_id, \
+             created_at, updated_at, version) SELECT 18, 'Bare', account_id, owner_id, pipeline_id, stage_id, \
+             amount_micros, currency, expected_close_date, source, grade, lost_reason, stage_entered_at, closed_at, \
+             territory_id, created_at, updated_at, version FROM opportunities WHERE id = 17",
+        )
+        .await
+        .unwrap();
+        use opportunity_contact_role as role;
+        use sea_orm::sea_query::{ExprTrait, Order, Query};
+        let statement = Query::select()
+            .from(opportunity::Entity)
+            .left_join(
+                role::Entity,
+                Expr::col((role::Entity, role::Column::OpportunityId))
+                    .equals((opportunity::Entity, opportunity::Column::Id)),
+            )
+            .left_join(
+                contact::Entity,
+                Expr::col((contact::Entity, contact::Column::Id))
+                    .equals((role::Entity, role::Column::ContactId)),
+            )
+            .order_by((opportunity::Entity, opportunity::Column::Id), Order::Asc)
+            .to_owned();
+        let mut statement = statement;
+        select_member(&mut statement);
+        let rows = db.query_all(&statement).await.unwrap();
+        let members: Vec<_> = rows
+            .iter()
+            .map(|row| read_member(&mut Reader::new(row)).unwrap())
+            .collect();
+        let role = role::Entity::find().one(&db).await.unwrap().unwrap();
+        assert_eq!(
+            members,
+            vec![
+                Some((
+                    role,
+                    ContactBrief {
+                        id: 13,
+                        first_name: "Ada".into(),
+                        last_name: "Byron".into(),
+                        territory_id: None,
+                    }
+                )),
+                None
+            ]
+        );
     }
 
-    /// PostgreSQL's JSON renders booleans as such and timestamps with microseconds and an
-    /// offset; SQLite's holds 0/1 and the text sqlx wrote.
+    /// SQLite's JSON holds booleans as 0/1 and timestamps as the text sqlx wrote, or in
+    /// another form SQLite's date functions know.
     #[test]
-    fn committees_parse_from_either_backends_json() {
-        let postgres = r#"[[5, 9, "economic_buyer", true, "2026-12-07T15:40:13.628577+00:00", "Bo", "Yin", 3],
-                          [6, 10, "user", false, "2026-12-07T16:40:13+01:00", "Al", "Ng", null]]"#;
-        let sqlite = r#"[[5, 9, "economic_buyer", 1, "2026-12-07T15:40:13.628577+00:00", "Bo", "Yin", 3],
-                        [6, 10, "user", 0, "2026-12-07 15:40:13", "Al", "Ng", null]]"#;
-        for text in [postgres, sqlite] {
-            let committee = parse_committee(text, 4).unwrap();
-            assert_eq!(committee.len(), 2);
-            let (role, contact) = &committee[0];
-            assert_eq!((role.id, role.opportunity_id, role.contact_id), (5, 4, 9));
-            assert_eq!(
-                role.role,
-                opportunity_contact_role::ContactRole::EconomicBuyer
-            );
-            assert!(role.is_primary);
-            assert_eq!(
-                role.created_at.to_rfc3339(),
-                "2026-12-07T15:40:13.628577+00:00"
-            );
-            assert_eq!(contact.territory_id, Some(3));
-            let (role, contact) = &committee[1];
-            assert!(!role.is_primary);
-            assert_eq!(role.created_at.to_rfc3339(), "2026-12-07T15:40:13+00:00");
-            assert_eq!(
-                (contact.first_name.as_str(), contact.territory_id),
-                ("Al", None)
-            );
-        }
+    fn committees_parse_from_sqlites_json() {
+        let text = r#"[[5, 9, "economic_buyer", 1, "2026-12-07T15:40:13.628577+00:00", "Bo", "Yin", 3],
+                        [6, 10, "user", 0, "2026-12-07T16:40:13+01:00", "Al", "Ng", null]]"#;
+        let committee = parse_committee(text, 4).unwrap();
+        assert_eq!(committee.len(), 2);
+        let (role, contact) = &committee[0];
+        assert_eq!((role.id, role.opportunity_id, role.contact_id), (5, 4, 9));
+        assert_eq!(
+            role.role,
+            opportunity_contact_role::ContactRole::EconomicBuyer
+        );
+        assert!(role.is_primary);
+        assert_eq!(
+            role.created_at.to_rfc3339(),
+            "2026-12-07T15:40:13.628577+00:00"
+        );
+        assert_eq!(contact.territory_id, Some(3));
+        let (role, contact) = &committee[1];
+        assert!(!role.is_primary);
+        assert_eq!(role.created_at.to_rfc3339(), "2026-12-07T15:40:13+00:00");
+        assert_eq!(
+            (contact.first_name.as_str(), contact.territory_id),
+            ("Al", None)
+        );
         // SQLite's own date functions' forms.
         for (text, utc) in [
             ("2026-12-07T15:40:13", "2026-12-07T15:40:13+00:00"),
@@ -673,9 +755,7 @@ mod tests {
             assert_eq!(timestamp(text).unwrap().to_rfc3339(), utc, "{text}");
         }
         assert_eq!(parse_committee("[]", 4).unwrap(), vec![]);
-        assert!(parse_committee(r#"[[5, 9, "chairman", true, "x", "a", "b", null]]"#, 4).is_err());
-        assert!(
-            parse_committee(r#"[[5, 9, "user", true, "yesterday", "a", "b", null]]"#, 4).is_err()
-        );
+        assert!(parse_committee(r#"[[5, 9, "chairman", 1, "x", "a", "b", null]]"#, 4).is_err());
+        assert!(parse_committee(r#"[[5, 9, "user", 1, "yesterday", "a", "b", null]]"#, 4).is_err());
     }
 }

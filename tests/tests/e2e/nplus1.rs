@@ -317,10 +317,10 @@ async fn brief_relations_answer_names_and_load_the_rest_when_asked() {
     assert_eq!(again["contactRoles"][0]["contact"]["title"], "CTO");
 }
 
-/// Committees stored outside Accord's own writes: on SQLite a timestamp in one of
-/// SQLite's other date forms is read by the page itself; on PostgreSQL one the page's
-/// JSON cannot carry (a five-digit year) makes the list read committees by their own
-/// statement instead. Either way the list answers in full.
+/// Committees stored outside Accord's own writes (on SQLite a timestamp in one of
+/// SQLite's other date forms, which the page's JSON carries as written; on PostgreSQL a
+/// five-digit year) are still read by the page's own statement, and the list answers
+/// in full.
 #[tokio::test]
 async fn committees_with_unusual_timestamps_are_still_listed() {
     use accord_e2e::{Backend, backend};
@@ -340,15 +340,11 @@ async fn committees_with_unusual_timestamps_are_still_listed() {
             json!({ "i": { "opportunityId": deal, "contactId": contact, "role": "BLOCKER" } }))
         .await;
     data(&v);
-    let (odd, statements) = match backend() {
-        Backend::Sqlite => (
-            "UPDATE opportunity_contact_roles SET created_at = '2026-12-07 15:40'",
-            1,
-        ),
-        Backend::Postgres => (
-            "UPDATE opportunity_contact_roles SET created_at = '10000-01-01T00:00:00Z'",
-            2,
-        ),
+    let odd = match backend() {
+        Backend::Sqlite => "UPDATE opportunity_contact_roles SET created_at = '2026-12-07 15:40'",
+        Backend::Postgres => {
+            "UPDATE opportunity_contact_roles SET created_at = '10000-01-01T00:00:00Z'"
+        }
     };
     server
         .state
@@ -372,5 +368,5 @@ async fn committees_with_unusual_timestamps_are_still_listed() {
         .expect("the deal is listed");
     assert_eq!(node["contactRoles"][0]["role"], "BLOCKER");
     assert_eq!(node["contactRoles"][0]["contact"]["fullName"], "Pat Odd");
-    assert_eq!(cost, statements);
+    assert_eq!(cost, 1);
 }

@@ -259,7 +259,7 @@ async fn roles_with_contacts(
     Ok(feed_roles(l, &ids, members).await)
 }
 
-/// Committees the page statement read along (see `services::rows::select_committee`),
+/// Committees the page statement read along (see `services::opportunities::list_with_relations`),
 /// fed like [`roles_with_contacts`] feeds its own.
 pub(crate) async fn committees(
     l: &Loaders,
