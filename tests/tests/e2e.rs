@@ -10,6 +10,7 @@ mod e2e {
     mod backend;
     mod calendar;
     mod cli;
+    mod committee_pages;
     mod crm;
     mod errors;
     mod leads;

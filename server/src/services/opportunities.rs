@@ -933,6 +933,16 @@ pub async fn list_with_relations(
             committee.push((role, contact));
         }
     }
+    // Each deal's rows come together (the statement orders by deal first), so no deal
+    // was read twice.
+    debug_assert!(
+        {
+            let mut ids: Vec<i64> = read.iter().map(|d| d.opportunity.id()).collect();
+            ids.sort_unstable();
+            ids.windows(2).all(|pair| pair[0] != pair[1])
+        },
+        "a deal's rows came apart"
+    );
     Ok(plan.finish_keyed(
         read,
         |r: &OpportunityWithRelations| (r.key.clone(), r.opportunity.id()),
