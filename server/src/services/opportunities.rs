@@ -985,50 +985,28 @@ fn page_statement(
     };
     use opportunity::Column as C;
     use sea_orm::sea_query::ExprTrait;
-    let select_deal = |statement: &mut SelectStatement| {
-        if widths.deal == Width::Brief {
-            select_columns(
-                statement,
-                opportunity::Entity,
-                OpportunityBrief::brief_columns(),
-            );
-        } else {
-            select_all::<opportunity::Entity>(statement);
-        }
-        statement.expr_as(Expr::col((opportunity::Entity, sort)), Alias::new(SORT_KEY));
-    };
-    let select_relations = |statement: &mut SelectStatement| {
-        select_joined::<AccountBrief>(statement, widths.account);
-        select_joined::<UserBrief>(statement, widths.owner);
-        select_joined::<StageBrief>(statement, widths.stage);
-    };
-    if committees != CommitteeRead::Rows {
-        let mut joined = page;
-        if widths.account != Width::Skip {
-            joined = joined.left_join(account::Entity);
-        }
-        if widths.owner != Width::Skip {
-            joined = joined.left_join(user::Entity);
-        }
-        if widths.stage != Width::Skip {
-            joined = joined.left_join(stage::Entity);
-        }
-        let mut statement = plan.apply(joined).into_query();
-        statement.clear_selects();
-        select_deal(&mut statement);
-        select_relations(&mut statement);
-        if committees == CommitteeRead::Json {
-            select_committee(&mut statement);
-        }
-        return statement;
-    }
     let mut deals = plan.apply(page).into_query();
     deals.clear_selects();
-    select_deal(&mut deals);
-    let mut statement = Query::select();
-    statement
-        .expr(Expr::col((opportunity::Entity, Asterisk)))
-        .from_subquery(deals, opportunity::Entity);
+    if widths.deal == Width::Brief {
+        select_columns(
+            &mut deals,
+            opportunity::Entity,
+            OpportunityBrief::brief_columns(),
+        );
+    } else {
+        select_all::<opportunity::Entity>(&mut deals);
+    }
+    deals.expr_as(Expr::col((opportunity::Entity, sort)), Alias::new(SORT_KEY));
+    let mut statement = if committees == CommitteeRead::Rows {
+        let mut outer = Query::select();
+        outer
+            .expr(Expr::col((opportunity::Entity, Asterisk)))
+            .from_subquery(deals, opportunity::Entity);
+        outer
+    } else {
+        deals
+    };
+    // The same joins, to the table or to the page named like it.
     if widths.account != Width::Skip {
         statement.left_join(
             account::Entity,
@@ -1048,28 +1026,36 @@ fn page_statement(
             Expr::col((stage::Entity, stage::Column::Id)).equals((opportunity::Entity, C::StageId)),
         );
     }
-    select_relations(&mut statement);
-    statement
-        .left_join(
-            role::Entity,
-            Expr::col((role::Entity, role::Column::OpportunityId))
-                .equals((opportunity::Entity, C::Id)),
-        )
-        .left_join(
-            contact::Entity,
-            Expr::col((contact::Entity, contact::Column::Id))
-                .equals((role::Entity, role::Column::ContactId)),
-        );
-    select_member(&mut statement);
-    let direction = plan.direction();
-    statement
-        .order_by(
-            (opportunity::Entity, Alias::new(SORT_KEY)),
-            direction.clone(),
-        )
-        .order_by((opportunity::Entity, C::Id), direction)
-        .order_by((role::Entity, role::Column::CreatedAt), Order::Asc)
-        .order_by((role::Entity, role::Column::Id), Order::Asc);
+    select_joined::<AccountBrief>(&mut statement, widths.account);
+    select_joined::<UserBrief>(&mut statement, widths.owner);
+    select_joined::<StageBrief>(&mut statement, widths.stage);
+    match committees {
+        CommitteeRead::Skip => {}
+        CommitteeRead::Json => select_committee(&mut statement),
+        CommitteeRead::Rows => {
+            statement
+                .left_join(
+                    role::Entity,
+                    Expr::col((role::Entity, role::Column::OpportunityId))
+                        .equals((opportunity::Entity, C::Id)),
+                )
+                .left_join(
+                    contact::Entity,
+                    Expr::col((contact::Entity, contact::Column::Id))
+                        .equals((role::Entity, role::Column::ContactId)),
+                );
+            select_member(&mut statement);
+            let direction = plan.direction();
+            statement
+                .order_by(
+                    (opportunity::Entity, Alias::new(SORT_KEY)),
+                    direction.clone(),
+                )
+                .order_by((opportunity::Entity, C::Id), direction)
+                .order_by((role::Entity, role::Column::CreatedAt), Order::Asc)
+                .order_by((role::Entity, role::Column::Id), Order::Asc);
+        }
+    }
     statement
 }
 
