@@ -20,7 +20,7 @@ use sea_orm::{
 };
 
 use crate::authz::Scope;
-use crate::services::rows::{AccountBrief, ContactBrief, StageBrief, UserBrief};
+use crate::services::rows::ContactBrief;
 use accord_entities::territory_membership::AccessLevel;
 
 pub type LoadError = Arc<DbErr>;
@@ -266,13 +266,12 @@ pub struct Loaders {
 
 /// Related records a list read brief with its page (only the columns its selection
 /// asked for, see `services::rows`), by id. The resolvers that reach them look here
-/// before their loader; the loaders' caches only ever hold whole rows.
+/// before their loader; the loaders' caches only ever hold whole rows. (A deal's
+/// account, owner, stage and committee read with its page travel with the deal
+/// instead, see `types::opportunity::ReadAlong`.)
 #[derive(Default)]
 pub struct Briefs {
-    pub accounts: parking_lot::RwLock<HashMap<i64, AccountBrief>>,
-    pub users: parking_lot::RwLock<HashMap<i64, UserBrief>>,
     pub contacts: parking_lot::RwLock<HashMap<i64, ContactBrief>>,
-    pub stages: parking_lot::RwLock<HashMap<i64, StageBrief>>,
 }
 
 /// A brief record read with the page, if there is one for `id`.

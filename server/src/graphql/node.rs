@@ -41,6 +41,7 @@ impl NodeQuery {
             }
             (NodeKind::ContactRole, id) => Node::OpportunityContactRole(OpportunityContactRole(
                 opportunities::get_contact_role(svc, actor, id).await?,
+                None,
             )),
             (NodeKind::Note, id) => Node::Note(Note(notes::get(svc, actor, id).await?)),
             (NodeKind::Territory, id) => {

@@ -10,7 +10,7 @@ use crate::graphql::types::DealHead;
 use crate::graphql::types::preload;
 use crate::graphql::types::{
     Account, Conn, Contact, ContactRoleKind, Grade, LeadSource, Opportunity,
-    OpportunityContactRole, OrderDirection, Stage, StageKind, User, connection, width,
+    OpportunityContactRole, OrderDirection, ReadAlong, Stage, StageKind, User, connection, width,
 };
 use crate::graphql::{actor, loaders, services, wants_total};
 use crate::services::opportunities::{
@@ -191,22 +191,29 @@ impl OpportunityQuery {
             svc, actor, filter, order, &args, total, widths,
         ))
         .await?;
-        let mut relations = Vec::with_capacity(page.items.len());
-        let mut committees = Vec::new();
-        let mut every_committee = widths.committee;
+        // A committee the page could not read (SQLite JSON that did not parse) is read
+        // by its own statement instead, with those of the page's other deals.
+        let committees_read =
+            widths.committee && page.items.iter().all(|(_, r)| r.committee.is_some());
+        let read = |width: Width| width != Width::Skip;
         let page = page.map(|r| {
-            relations.push((r.account, r.owner, r.stage));
-            match r.committee {
-                Some(committee) => committees.push(committee),
-                None => every_committee = false,
-            }
-            Opportunity(r.opportunity.into())
+            let along = ReadAlong {
+                account: read(widths.account).then_some(r.account),
+                owner: read(widths.owner).then_some(r.owner),
+                stage: read(widths.stage).then_some(r.stage),
+                committee: r.committee.filter(|_| committees_read),
+            };
+            Opportunity(r.opportunity.into(), Some(Box::new(along)))
         });
-        preload::feed_joined(l, relations).await;
+        let alongs = || page.items.iter().filter_map(|(_, o)| o.1.as_deref());
+        preload::feed_whole(l, alongs()).await;
+        let read_roles = committees_read.then(|| {
+            alongs()
+                .flat_map(|a| a.committee.iter().flatten().map(|(role, _)| role))
+                .collect()
+        });
         let deals: Vec<DealHead<'_>> = page.items.iter().map(|(_, o)| o.head()).collect();
-        // Committees the page could not read are read by their own statement instead.
-        let committees = every_committee.then_some(committees);
-        Box::pin(preload::opportunities(l, &node, &deals, widths, committees)).await?;
+        Box::pin(preload::opportunities(l, &node, &deals, widths, read_roles)).await?;
         Ok(connection(page, |deal| deal))
     }
 }
@@ -317,7 +324,7 @@ impl OpportunityMutation {
         )
         .await?;
         Ok(ContactRolePayload {
-            contact_role: OpportunityContactRole(role),
+            contact_role: OpportunityContactRole(role, None),
         })
     }
 

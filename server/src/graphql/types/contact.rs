@@ -107,7 +107,7 @@ impl Contact {
         Ok(rows
             .unwrap_or_default()
             .into_iter()
-            .map(OpportunityContactRole)
+            .map(|role| OpportunityContactRole(role, None))
             .collect())
     }
 

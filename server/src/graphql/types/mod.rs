@@ -20,7 +20,7 @@ pub use contact::Contact;
 pub use enums::*;
 pub use lead::Lead;
 pub use note::Note;
-pub use opportunity::{DealHead, Opportunity, OpportunityContactRole, StageTransition};
+pub use opportunity::{DealHead, Opportunity, OpportunityContactRole, ReadAlong, StageTransition};
 pub use pipeline::{Pipeline, Stage};
 pub use row::Row;
 pub use territory::{AccessLevel, AssignmentRule, Territory, TerritoryKind, TerritoryMembership};

@@ -11,16 +11,14 @@ use std::future::Future;
 use std::hash::Hash;
 
 use accord_entities::territory_membership::AccessLevel;
-use accord_entities::{account, contact, lead, opportunity_contact_role, stage, user};
+use accord_entities::{account, contact, lead, opportunity_contact_role};
 use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
-use super::DealHead;
+use super::{DealHead, ReadAlong};
 use crate::graphql::loaders::{LoadError, Loaders, load_error};
 use crate::services::opportunities::RelationWidths;
-use crate::services::rows::{
-    AccountBrief, Committee, ContactBrief, Joined, StageBrief, UserBrief, Width,
-};
+use crate::services::rows::{ContactBrief, Joined, Width};
 
 type Result = async_graphql::Result<()>;
 
@@ -90,52 +88,43 @@ where
     ids.iter().filter_map(|id| cache.get(id).cloned()).collect()
 }
 
-/// Feeds what a joined page brought along: whole rows into the loaders' caches, brief
-/// ones into [`crate::graphql::loaders::Briefs`].
-pub(crate) async fn feed_joined(l: &Loaders, relations: Vec<JoinedRelations>) {
+/// Feeds the whole accounts, owners and stages a page read along with its deals into
+/// the loaders' caches, for the levels below them (an account's owner, say) and for any
+/// other path to the same records. Brief ones are only ever answered from the deals'
+/// [`ReadAlong`] itself.
+pub(crate) async fn feed_whole<'a>(l: &Loaders, read: impl Iterator<Item = &'a ReadAlong>) {
     let (mut accounts, mut owners, mut stages) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut brief_accounts, mut brief_owners, mut brief_stages) =
-        (Vec::new(), Vec::new(), Vec::new());
-    for (account, owner, stage) in relations {
-        match account {
-            Some(Joined::Full(a)) => accounts.push((a.id, a)),
-            Some(Joined::Brief(a)) => brief_accounts.push((a.id, a)),
-            None => {}
+    for along in read {
+        if let Some(Some(Joined::Full(a))) = &along.account {
+            accounts.push((a.id, a.clone()));
         }
-        match owner {
-            Some(Joined::Full(u)) => owners.push((u.id, u)),
-            Some(Joined::Brief(u)) => brief_owners.push((u.id, u)),
-            None => {}
+        if let Some(Some(Joined::Full(u))) = &along.owner {
+            owners.push((u.id, u.clone()));
         }
-        match stage {
-            Some(Joined::Full(s)) => stages.push((s.id, s)),
-            Some(Joined::Brief(s)) => brief_stages.push((s.id, s)),
-            None => {}
+        if let Some(Some(Joined::Full(s))) = &along.stage {
+            stages.push((s.id, s.clone()));
         }
     }
-    l.briefs.accounts.write().extend(brief_accounts);
-    l.briefs.users.write().extend(brief_owners);
-    l.briefs.stages.write().extend(brief_stages);
-    l.accounts.feed_many(accounts).await;
-    l.users.feed_many(owners).await;
-    l.stages.feed_many(stages).await;
+    if !accounts.is_empty() {
+        l.accounts.feed_many(accounts).await;
+    }
+    if !owners.is_empty() {
+        l.users.feed_many(owners).await;
+    }
+    if !stages.is_empty() {
+        l.stages.feed_many(stages).await;
+    }
 }
 
-/// An opportunity's account, owner and stage as a joined page read them.
-pub(crate) type JoinedRelations = (
-    Option<Joined<account::Model, AccountBrief>>,
-    Option<Joined<user::Model, UserBrief>>,
-    Option<Joined<stage::Model, StageBrief>>,
-);
-
 /// `joined`: the widths the page read the deals' account, owner and stage with; those
-/// are not loaded again.
+/// are not loaded again. `read_roles`: the committee members the page read along (see
+/// [`ReadAlong`]), if it did; they are not loaded again either.
 pub(crate) async fn opportunities(
     l: &Loaders,
     node: &Lookahead<'_>,
     rows: &[DealHead<'_>],
     joined: RelationWidths,
-    read_committees: Option<Vec<Committee>>,
+    read_roles: Option<Vec<&opportunity_contact_role::Model>>,
 ) -> Result {
     let read_with_page = |w: fn(&RelationWidths) -> Width| w(&joined) != Width::Skip;
     let account = node.field("account");
@@ -163,15 +152,19 @@ pub(crate) async fn opportunities(
             prime(&l.pipelines, rows.iter().map(|o| o.pipeline_id))
         ),
         async {
-            if let Some(read) = read_committees {
-                Ok(committees(l, rows, read).await)
-            } else if contact.exists() {
-                roles_with_contacts(l, rows, contact_width).await
-            } else if roles.exists() {
-                prime_children(&l.roles_by_opportunity, rows.iter().map(|o| o.id)).await
-            } else {
-                Ok(Vec::new())
-            }
+            let keys = |roles: Vec<opportunity_contact_role::Model>| {
+                roles.iter().map(RoleKeys::of).collect::<Vec<_>>()
+            };
+            Ok(match read_roles {
+                Some(read) => read.into_iter().map(RoleKeys::of).collect(),
+                None if contact.exists() => {
+                    keys(roles_with_contacts(l, rows, contact_width).await?)
+                }
+                None if roles.exists() => {
+                    keys(prime_children(&l.roles_by_opportunity, rows.iter().map(|o| o.id)).await?)
+                }
+                None => Vec::new(),
+            })
         },
     )?;
 
@@ -188,10 +181,7 @@ pub(crate) async fn opportunities(
     if account.field("owner").exists() {
         user_ids.extend(accounts.iter().filter_map(|a| a.owner_id));
     }
-    let contact_ids: Vec<i64> = role_rows
-        .iter()
-        .map(|r: &opportunity_contact_role::Model| r.contact_id)
-        .collect();
+    let contact_ids: Vec<i64> = role_rows.iter().map(|r| r.contact_id).collect();
     futures::try_join!(
         prime(&l.users, user_ids),
         when(
@@ -213,6 +203,21 @@ pub(crate) async fn opportunities(
         contacts(l, &contact, &found.iter().collect::<Vec<_>>()).await?;
     }
     Ok(())
+}
+
+/// What the level below a deal's committee needs of each role.
+struct RoleKeys {
+    opportunity_id: i64,
+    contact_id: i64,
+}
+
+impl RoleKeys {
+    fn of(role: &opportunity_contact_role::Model) -> Self {
+        RoleKeys {
+            opportunity_id: role.opportunity_id,
+            contact_id: role.contact_id,
+        }
+    }
 }
 
 /// The contact roles of the given deals joined with their contacts in one statement,
@@ -257,24 +262,6 @@ async fn roles_with_contacts(
         }
     }
     Ok(feed_roles(l, &ids, members).await)
-}
-
-/// Committees the page statement read along (see `services::opportunities::list_with_relations`),
-/// fed like [`roles_with_contacts`] feeds its own.
-pub(crate) async fn committees(
-    l: &Loaders,
-    deals: &[DealHead<'_>],
-    read: Vec<Committee>,
-) -> Vec<opportunity_contact_role::Model> {
-    // The service already emptied the committees of deals the caller may not see and
-    // dropped contacts they may not see; `ids` only gives every visible deal its entry.
-    let ids = visible_deals(l, deals);
-    let members = read
-        .into_iter()
-        .flatten()
-        .map(|(role, contact)| (role, Joined::Brief(contact)))
-        .collect();
-    feed_roles(l, &ids, members).await
 }
 
 /// The deals, of those given, whose committees the caller may see, sorted.
