@@ -9,7 +9,7 @@ use crate::graphql::ids::{NodeKind, decode, decode_opt};
 use crate::graphql::types::DealHead;
 use crate::graphql::types::preload;
 use crate::graphql::types::{
-    Account, Conn, Contact, ContactRoleKind, Grade, LeadSource, Opportunity,
+    Account, AtHand, Conn, Contact, ContactRoleKind, Grade, LeadSource, Opportunity,
     OpportunityContactRole, OrderDirection, ReadAlong, Stage, StageKind, User, connection, width,
 };
 use crate::graphql::{actor, loaders, services, wants_total};
@@ -138,7 +138,7 @@ impl OpportunityQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> async_graphql::Result<Conn<Opportunity>> {
+    ) -> async_graphql::Result<Conn<AtHand<Opportunity>>> {
         let f = filter.unwrap_or_default();
         let filter = Filter {
             search: f.search,
@@ -214,7 +214,9 @@ impl OpportunityQuery {
         });
         let deals: Vec<DealHead<'_>> = page.items.iter().map(|(_, o)| o.head()).collect();
         Box::pin(preload::opportunities(l, &node, &deals, widths, read_roles)).await?;
-        Ok(connection(page, |deal| deal))
+        // A deal read brief is asked only for fields the page read along or preloaded.
+        let at_hand = widths.deal == Width::Brief;
+        Ok(connection(page, |deal| AtHand::new(deal, at_hand)))
     }
 }
 

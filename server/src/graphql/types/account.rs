@@ -3,7 +3,8 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::{
-    AccountSize, Conn, Contact, Money, Note, Opportunity, Row, User, connection, nested_first_page,
+    AccountSize, AtHand, Conn, Contact, Money, Note, Opportunity, Row, User, connection,
+    nested_first_page,
 };
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders::one;
@@ -149,7 +150,7 @@ impl Account {
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
-    ) -> async_graphql::Result<Conn<Opportunity>> {
+    ) -> async_graphql::Result<Conn<AtHand<Opportunity>>> {
         let l = loaders(ctx)?;
         let counts = wants_total(ctx).then_some(&l.opportunity_count_by_account);
         let order = opportunities::sort_order(OpportunitySort::CreatedAt, false);
@@ -162,7 +163,10 @@ impl Account {
             opportunity::Column::Id,
         )
         .await?;
-        Ok(connection(page, Opportunity::from))
+        // Nothing of these deals is preloaded: their relations come through loaders.
+        Ok(connection(page, |deal| {
+            AtHand::concurrent(Opportunity::from(deal))
+        }))
     }
 
     /// Newest notes first.

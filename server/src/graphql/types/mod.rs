@@ -2,6 +2,7 @@
 //! new column never becomes public API by accident.
 
 mod account;
+mod at_hand;
 mod audit;
 mod contact;
 mod enums;
@@ -15,6 +16,7 @@ mod territory;
 mod user;
 
 pub use account::Account;
+pub use at_hand::AtHand;
 pub use audit::AuditEntry;
 pub use contact::Contact;
 pub use enums::*;
@@ -56,7 +58,9 @@ pub enum Node {
 }
 
 /// An exact amount of money. `amount` is a decimal string, never a float.
+// Both fields are at hand, so they are resolved in turn (see `AtHand`).
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(serial)]
 pub struct Money {
     pub amount: Decimal,
     /// ISO 4217 code

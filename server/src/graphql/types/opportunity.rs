@@ -5,7 +5,8 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    Account, Contact, ContactRoleKind, Grade, LeadSource, Money, Note, Pipeline, Row, Stage, User,
+    Account, AtHand, Contact, ContactRoleKind, Grade, LeadSource, Money, Note, Pipeline, Row,
+    Stage, User,
 };
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
@@ -150,7 +151,7 @@ impl Opportunity {
         Ok(self.model(ctx).await?.updated_at)
     }
 
-    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AtHand<Account>>> {
         let loaders = loaders(ctx)?;
         let head = self.head();
         // A deal carries its account's territory: one seen only as its owner may sit in
@@ -162,32 +163,36 @@ impl Opportunity {
             return Ok(None);
         }
         if let Some(read) = self.along().and_then(|a| a.account.as_ref()) {
-            return Ok(read.clone().map(|a| Account(a.into())));
+            return Ok(read.clone().map(|a| at_hand(a, Account)));
         }
         Ok(one(&loaders.accounts, head.account_id)
             .await?
-            .map(Account::from))
+            .map(|a| AtHand::concurrent(Account::from(a))))
     }
-    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AtHand<User>>> {
         if let Some(read) = self.along().and_then(|a| a.owner.as_ref()) {
-            return Ok(read.clone().map(|u| User(u.into())));
+            return Ok(read.clone().map(|u| at_hand(u, User)));
         }
         let loaders = loaders(ctx)?;
         let owner_id = self.head().owner_id;
-        Ok(one(&loaders.users, owner_id).await?.map(User::from))
+        Ok(one(&loaders.users, owner_id)
+            .await?
+            .map(|u| AtHand::concurrent(User::from(u))))
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Pipeline>> {
         Ok(one(&loaders(ctx)?.pipelines, self.head().pipeline_id)
             .await?
             .map(Pipeline))
     }
-    async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Stage>> {
+    async fn stage(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AtHand<Stage>>> {
         if let Some(read) = self.along().and_then(|a| a.stage.as_ref()) {
-            return Ok(read.clone().map(|s| Stage(s.into())));
+            return Ok(read.clone().map(|s| at_hand(s, Stage)));
         }
         let loaders = loaders(ctx)?;
         let stage_id = self.head().stage_id;
-        Ok(one(&loaders.stages, stage_id).await?.map(Stage::from))
+        Ok(one(&loaders.stages, stage_id)
+            .await?
+            .map(|s| AtHand::concurrent(Stage::from(s))))
     }
     /// The buying committee: contacts and the roles they play on this deal.
     /// Unbounded in principle; costed as 10 items so deep chains hit the complexity limit.
@@ -195,18 +200,22 @@ impl Opportunity {
     async fn contact_roles(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<OpportunityContactRole>> {
+    ) -> async_graphql::Result<Vec<AtHand<OpportunityContactRole>>> {
+        // A member read along has its contact at hand; its deal, if asked, was
+        // preloaded with the page.
         if let Some(committee) = self.along().and_then(|a| a.committee.as_ref()) {
             return Ok(committee
                 .iter()
-                .map(|(role, contact)| OpportunityContactRole(role.clone(), Some(contact.clone())))
+                .map(|(role, contact)| {
+                    AtHand::serial(OpportunityContactRole(role.clone(), Some(contact.clone())))
+                })
                 .collect());
         }
         let rows = one(&loaders(ctx)?.roles_by_opportunity, self.0.key()).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
-            .map(|role| OpportunityContactRole(role, None))
+            .map(|role| AtHand::concurrent(OpportunityContactRole(role, None)))
             .collect())
     }
     /// What the published script of the deal's stage tells the rep: a checklist (with
@@ -286,6 +295,14 @@ impl Opportunity {
     }
 }
 
+/// A record a list read along with its deal, as the resolvers hand it on: read brief,
+/// the selection asks only for its brief fields, all at hand; read whole, some of them
+/// may reach further through loaders.
+fn at_hand<M, B, T>(read: Joined<M, B>, wrap: fn(Row<M, B>) -> T) -> AtHand<T> {
+    let brief = matches!(read, Joined::Brief(_));
+    AtHand::new(wrap(read.into()), brief)
+}
+
 /// A role on a deal's committee, with its contact when the list read it along (see
 /// [`ReadAlong`]); without, the contact comes through the loaders.
 pub struct OpportunityContactRole(
@@ -307,17 +324,19 @@ impl OpportunityContactRole {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AtHand<Contact>>> {
+        // Read brief (with the page, or by the committee's own statement): the selection
+        // asks for brief fields only.
         if let Some(contact) = &self.1 {
-            return Ok(Some(Contact(Row::brief(contact.clone()))));
+            return Ok(Some(AtHand::serial(Contact(Row::brief(contact.clone())))));
         }
         let loaders = loaders(ctx)?;
         if let Some(brief) = loaders::brief(&loaders.briefs.contacts, self.0.contact_id) {
-            return Ok(Some(Contact(Row::brief(brief))));
+            return Ok(Some(AtHand::serial(Contact(Row::brief(brief)))));
         }
         Ok(one(&loaders.contacts, self.0.contact_id)
             .await?
-            .map(Contact::from))
+            .map(|c| AtHand::concurrent(Contact::from(c))))
     }
     async fn opportunity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Opportunity>> {
         Ok(one(&loaders(ctx)?.opportunities, self.0.opportunity_id)
