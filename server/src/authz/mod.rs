@@ -31,7 +31,7 @@ const MODEL: &str = include_str!("model.conf");
 /// Deepest territory hierarchy the role graph follows (casbin's default is 10).
 pub const MAX_TERRITORY_DEPTH: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resource {
     Account,
     Contact,
@@ -72,7 +72,7 @@ impl Resource {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Read,
     Write,
@@ -123,6 +123,10 @@ struct Inner {
     /// Policy version the enforcer holds.
     version: AtomicI64,
     scopes: std::sync::Mutex<HashMap<(i64, Role), Arc<Scope>>>,
+    /// Role permission decisions under the loaded policy. Every request asks at least
+    /// one, and casbin evaluates its matcher expression each time (about 2% of the
+    /// nested list's CPU); there are only a few dozen distinct questions.
+    decisions: std::sync::Mutex<HashMap<(Role, Resource, Action), bool>>,
     reload: Mutex<()>,
     last_reload: std::sync::Mutex<Duration>,
 }
@@ -169,6 +173,7 @@ impl Authz {
                 enforcer: RwLock::new(enforcer),
                 version: AtomicI64::new(version),
                 scopes: std::sync::Mutex::new(HashMap::new()),
+                decisions: std::sync::Mutex::new(HashMap::new()),
                 reload: Mutex::new(()),
                 last_reload: std::sync::Mutex::new(started.elapsed()),
             }),
@@ -216,6 +221,9 @@ impl Authz {
             if let Ok(mut scopes) = self.inner.scopes.lock() {
                 scopes.clear();
             }
+            if let Ok(mut decisions) = self.inner.decisions.lock() {
+                decisions.clear();
+            }
         }
         let took = started.elapsed();
         if let Ok(mut last) = self.inner.last_reload.lock() {
@@ -246,6 +254,14 @@ impl Authz {
     }
 
     pub async fn can(&self, actor: &Actor, resource: Resource, action: Action) -> bool {
+        let question = (actor.role, resource, action);
+        let decided = |d: &HashMap<_, bool>| d.get(&question).copied();
+        if let Some(allowed) = self.inner.decisions.lock().ok().and_then(|d| decided(&d)) {
+            return allowed;
+        }
+        // The decision is kept while the read lock is held: a reload (which takes the
+        // write lock, then clears `decisions`) cannot slip in between, so no decision
+        // of an older policy outlives it.
         let enforcer = self.inner.enforcer.read().await;
         match enforcer.enforce_with_context(
             EnforceContext::new("2"),
@@ -255,7 +271,12 @@ impl Authz {
                 action.as_str(),
             ),
         ) {
-            Ok(allowed) => allowed,
+            Ok(allowed) => {
+                if let Ok(mut decisions) = self.inner.decisions.lock() {
+                    decisions.insert(question, allowed);
+                }
+                allowed
+            }
             Err(e) => {
                 tracing::error!(error = %e, "casbin enforce failed; denying");
                 false
