@@ -213,17 +213,17 @@ impl Authz {
         let started = Instant::now();
         {
             let mut enforcer = self.inner.enforcer.write().await;
-            enforcer
-                .load_policy()
-                .await
-                .map_err(|e| AppError::internal(anyhow::anyhow!("casbin reload failed: {e}")))?;
-            self.inner.version.store(version, Ordering::Release);
+            let loaded = enforcer.load_policy().await;
+            // Cleared even when the load failed: casbin empties its policy before
+            // loading, and answers kept from the old one would disagree with it.
             if let Ok(mut scopes) = self.inner.scopes.lock() {
                 scopes.clear();
             }
             if let Ok(mut decisions) = self.inner.decisions.lock() {
                 decisions.clear();
             }
+            loaded.map_err(|e| AppError::internal(anyhow::anyhow!("casbin reload failed: {e}")))?;
+            self.inner.version.store(version, Ordering::Release);
         }
         let took = started.elapsed();
         if let Ok(mut last) = self.inner.last_reload.lock() {

@@ -214,10 +214,29 @@ impl OpportunityQuery {
         });
         let deals: Vec<DealHead<'_>> = page.items.iter().map(|(_, o)| o.head()).collect();
         Box::pin(preload::opportunities(l, &node, &deals, widths, read_roles)).await?;
-        // A deal read brief is asked only for fields the page read along or preloaded.
-        let at_hand = widths.deal == Width::Brief;
+        let at_hand = deal_at_hand(&node, widths, committees_read);
         Ok(connection(page, |deal| AtHand::new(deal, at_hand)))
     }
+}
+
+/// Whether every field the selection asks of a listed deal, down to the leaves, is at
+/// hand once the page is read and preloaded (see [`AtHand`]): the deal read brief, its
+/// account, owner and stage read brief with it (a whole one may reach further, through
+/// loaders), its committee read along, no pipeline (whose stages and manager are
+/// loaded) and no member's deal (a whole record).
+fn deal_at_hand(
+    node: &async_graphql::Lookahead<'_>,
+    widths: RelationWidths,
+    committees_read: bool,
+) -> bool {
+    let roles = node.field("contactRoles");
+    widths.deal == Width::Brief
+        && [widths.account, widths.owner, widths.stage]
+            .iter()
+            .all(|w| *w != Width::Full)
+        && !node.field("pipeline").exists()
+        && (!roles.exists() || committees_read)
+        && !roles.field("opportunity").exists()
 }
 
 #[derive(Default)]

@@ -38,8 +38,7 @@ pub struct ReadAlong {
     pub account: Option<Option<Joined<account::Model, AccountBrief>>>,
     pub owner: Option<Option<Joined<user::Model, UserBrief>>>,
     pub stage: Option<Option<Joined<stage::Model, StageBrief>>>,
-    /// The roles whose contact the caller may see, oldest first; empty for a deal the
-    /// caller sees only as its owner.
+    /// The roles whose contact the caller may see, oldest first.
     pub committee: Option<Committee>,
 }
 
@@ -201,13 +200,15 @@ impl Opportunity {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<AtHand<OpportunityContactRole>>> {
-        // A member read along has its contact at hand; its deal, if asked, was
-        // preloaded with the page.
         if let Some(committee) = self.along().and_then(|a| a.committee.as_ref()) {
+            // A member read along has its contact at hand, read brief. Its deal, if
+            // asked, is a whole record whose fields may wait on loaders.
+            let at_hand = !ctx.look_ahead().field("opportunity").exists();
             return Ok(committee
                 .iter()
                 .map(|(role, contact)| {
-                    AtHand::serial(OpportunityContactRole(role.clone(), Some(contact.clone())))
+                    let member = OpportunityContactRole(role.clone(), Some(contact.clone()));
+                    AtHand::new(member, at_hand)
                 })
                 .collect());
         }
@@ -325,14 +326,15 @@ impl OpportunityContactRole {
         self.0.created_at
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AtHand<Contact>>> {
-        // Read brief (with the page, or by the committee's own statement): the selection
-        // asks for brief fields only.
+        // Read along with the page: its list's selection asks for brief fields only.
         if let Some(contact) = &self.1 {
             return Ok(Some(AtHand::serial(Contact(Row::brief(contact.clone())))));
         }
         let loaders = loaders(ctx)?;
         if let Some(brief) = loaders::brief(&loaders.briefs.contacts, self.0.contact_id) {
-            return Ok(Some(AtHand::serial(Contact(Row::brief(brief)))));
+            // Read brief for some list in this request, which need not be the one this
+            // selection belongs to: fields beyond the brief ones may wait on loaders.
+            return Ok(Some(AtHand::concurrent(Contact(Row::brief(brief)))));
         }
         Ok(one(&loaders.contacts, self.0.contact_id)
             .await?
