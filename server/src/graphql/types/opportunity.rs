@@ -32,7 +32,6 @@ impl From<opportunity::Model> for Opportunity {
 /// looked its record up again (a lock, a hash, a copy); on the nested list that was
 /// about 6% of the request's CPU. A relation the list did not read (`None` here) is
 /// answered through the loaders, as for any other deal.
-#[derive(Default)]
 pub struct ReadAlong {
     /// `Some(None)`: the deal's account is hidden from the caller.
     pub account: Option<Option<Joined<account::Model, AccountBrief>>>,
