@@ -206,7 +206,22 @@ impl TestServer {
             .await
     }
 
+    /// The response body as sent, for checks a parsed `Value` cannot make (key order).
+    pub async fn gql_text(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let body = json!({ "query": query, "variables": variables });
+        self.post_text(token, serde_json::to_vec(&body).expect("json"))
+            .await
+            .1
+    }
+
     pub async fn post_raw(&self, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let (status, text) = self.post_text(token, body).await;
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON response ({status}): {text}"));
+        (status, value)
+    }
+
+    async fn post_text(&self, token: Option<&str>, body: Vec<u8>) -> (u16, String) {
         let mut req = self
             .http
             .post(format!("{}/graphql", self.url))
@@ -218,9 +233,7 @@ impl TestServer {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        let value = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("non-JSON response ({status}): {text}"));
-        (status, value)
+        (status, text)
     }
 }
 

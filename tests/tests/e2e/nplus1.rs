@@ -370,3 +370,109 @@ async fn committees_with_unusual_timestamps_are_still_listed() {
     assert_eq!(node["contactRoles"][0]["contact"]["fullName"], "Pat Odd");
     assert_eq!(cost, 1);
 }
+
+/// Listed deals whose selection is all at hand answer it directly (`types::Immediate`)
+/// instead of through async-graphql's field resolvers. The two must give the same
+/// response: a directive inside each object leaves that object to the resolvers, so
+/// the same selection with and without one compares the two paths, field by field.
+#[tokio::test]
+async fn immediate_answers_match_resolved_ones() {
+    let server = TestServer::start_with(Limits {
+        policy_poll_ms: 3_600_000,
+        ..Limits::default()
+    })
+    .await;
+    let f = server.fixture().await;
+    let account = server.create_account(&f.token, "Immediate Ltd").await;
+    let ada = server.create_contact(&f.token, &account, "Ada", None).await;
+    let bo = server.create_contact(&f.token, &account, "Bo", None).await;
+    for (i, members) in [
+        vec![],
+        vec![(&ada, "CHAMPION", false)],
+        vec![(&ada, "USER", false), (&bo, "ECONOMIC_BUYER", true)],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let v = server
+            .gql(
+                Some(&f.token),
+                "mutation($i: CreateOpportunityInput!) { createOpportunity(input: $i) { opportunity { id } } }",
+                json!({ "i": { "name": format!("Deal \"{i}\" ü"), "accountId": account, "pipelineId": f.pipeline_id,
+                    "stageId": f.stages[i], "amount": format!("{}.05", 1000 * i), "currency": "EUR", "expectedCloseDate": "2027-01-31" } }),
+            )
+            .await;
+        let deal = data(&v)["createOpportunity"]["opportunity"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (contact, role, primary) in members {
+            let v = server
+                .gql(Some(&f.token), "mutation($i: AddContactRoleInput!) { addOpportunityContactRole(input: $i) { contactRole { id } } }",
+                    json!({ "i": { "opportunityId": deal, "contactId": contact, "role": role, "isPrimary": primary } }))
+                .await;
+            data(&v);
+        }
+    }
+
+    // `@T` marks where the resolved variant spreads a named fragment on `T`, which
+    // leaves the object it sits in to async-graphql's resolvers.
+    let shape = "query($a: ID!) { opportunities(first: 5, filter: {accountId: $a}) { edges { node {
+        __typename @Opportunity id name again: name amount { amount __typename @Money currency }
+        account { id __typename @Account name } owner { displayName __typename @User id }
+        stage { __typename @Stage name id skipped: name @skip(if: true) } ... on Opportunity { label: name }
+        contactRoles { id __typename @OpportunityContactRole role isPrimary createdAt
+          contact { fullName __typename @Contact firstName lastName id } } } } } }";
+    let types = [
+        "Opportunity",
+        "Money",
+        "Account",
+        "User",
+        "Stage",
+        "OpportunityContactRole",
+        "Contact",
+    ];
+    let mut immediate = shape.to_owned();
+    let mut resolved = shape.to_owned();
+    for t in types {
+        immediate = immediate.replace(&format!(" @{t} "), " ");
+        resolved = resolved.replace(&format!(" @{t} "), &format!(" ...{t}Name "));
+        resolved.push_str(&format!(" fragment {t}Name on {t} {{ __typename }}"));
+    }
+    let mut answers = Vec::new();
+    for query in [&immediate, &resolved] {
+        let before = server.statements();
+        let text = server
+            .gql_text(Some(&f.token), query, json!({ "a": account }))
+            .await;
+        assert_eq!(server.statements() - before, 1, "{query}");
+        answers.push(text);
+    }
+    // As sent, so the keys' order is compared too.
+    assert_eq!(answers[0], answers[1]);
+    let answer: serde_json::Value = serde_json::from_str(&answers[0]).unwrap();
+    let answers = [data(&answer)["opportunities"].clone()];
+
+    let edges = answers[0]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 3);
+    let last = &edges[2]["node"];
+    assert_eq!(last["__typename"], "Opportunity");
+    assert_eq!(last["name"], "Deal \"2\" ü");
+    assert_eq!(last["again"], last["name"]);
+    assert_eq!(last["label"], last["name"]);
+    assert_eq!(last["amount"]["amount"], "2000.05");
+    assert_eq!(last["amount"]["__typename"], "Money");
+    assert_eq!(last["account"]["id"], account.as_str());
+    assert_eq!(last["account"]["name"], "Immediate Ltd");
+    assert_eq!(last["stage"]["__typename"], "Stage");
+    assert_eq!(last["owner"]["__typename"], "User");
+    assert_eq!(last["contactRoles"][1]["role"], "ECONOMIC_BUYER");
+    assert_eq!(last["contactRoles"][1]["isPrimary"], true);
+    assert_eq!(
+        last["contactRoles"][1]["__typename"],
+        "OpportunityContactRole"
+    );
+    assert_eq!(last["contactRoles"][1]["contact"]["id"], bo.as_str());
+    assert_eq!(last["contactRoles"][1]["contact"]["__typename"], "Contact");
+    assert_eq!(edges[0]["node"]["contactRoles"], json!([]));
+}

@@ -1,7 +1,9 @@
 use accord_entities::{account, contact, opportunity};
-use async_graphql::{Context, ID, Object};
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ContextSelectionSet, ID, Object, Value};
 use chrono::{DateTime, Utc};
 
+use super::at_hand::Immediate;
 use super::{
     AccountSize, AtHand, Conn, Contact, Money, Note, Opportunity, Row, User, connection,
     nested_first_page,
@@ -28,6 +30,29 @@ impl Account {
     /// The whole account (see [`Row`]).
     async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&account::Model> {
         self.0.whole(&loaders(ctx)?.accounts, "account").await
+    }
+}
+
+impl Immediate for AccountBrief {
+    const TYPE_NAME: &'static str = "Account";
+
+    fn immediate(&self, _: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(encode(NodeKind::Account, self.id).0),
+            "name" => Value::String(self.name.clone()),
+            _ => return None,
+        })
+    }
+}
+
+impl Immediate for Account {
+    const TYPE_NAME: &'static str = "Account";
+
+    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        match &self.0 {
+            Row::Brief { brief, .. } => brief.immediate(ctx, field),
+            Row::Full(_) => None,
+        }
     }
 }
 

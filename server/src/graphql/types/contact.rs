@@ -1,7 +1,9 @@
 use accord_entities::contact;
-use async_graphql::{Context, ID, Object};
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ContextSelectionSet, ID, Object, Value};
 use chrono::{DateTime, Utc};
 
+use super::at_hand::Immediate;
 use super::{Account, Note, OpportunityContactRole, Row};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
@@ -33,6 +35,35 @@ impl Contact {
     }
 }
 
+impl Immediate for ContactBrief {
+    const TYPE_NAME: &'static str = "Contact";
+
+    fn immediate(&self, _: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(encode(NodeKind::Contact, self.id).0),
+            "firstName" => Value::String(self.first_name.clone()),
+            "lastName" => Value::String(self.last_name.clone()),
+            "fullName" => Value::String(full_name(&self.first_name, &self.last_name)),
+            _ => return None,
+        })
+    }
+}
+
+impl Immediate for Contact {
+    const TYPE_NAME: &'static str = "Contact";
+
+    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        match &self.0 {
+            Row::Brief { brief, .. } => brief.immediate(ctx, field),
+            Row::Full(_) => None,
+        }
+    }
+}
+
+fn full_name(first: &str, last: &str) -> String {
+    format!("{first} {last}")
+}
+
 #[Object]
 impl Contact {
     pub async fn id(&self) -> ID {
@@ -46,7 +77,7 @@ impl Contact {
     }
     async fn full_name(&self) -> String {
         let (first, last) = self.names();
-        format!("{first} {last}")
+        full_name(first, last)
     }
     async fn title(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
         Ok(self.model(ctx).await?.title.as_deref())

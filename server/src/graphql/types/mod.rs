@@ -67,6 +67,22 @@ pub struct Money {
     pub currency: String,
 }
 
+impl at_hand::Immediate for Money {
+    const TYPE_NAME: &'static str = "Money";
+
+    fn immediate(
+        &self,
+        _: &async_graphql::ContextSelectionSet<'_>,
+        field: &async_graphql::parser::types::Field,
+    ) -> Option<async_graphql::Value> {
+        Some(match field.name.node.as_str() {
+            "amount" => async_graphql::ScalarType::to_value(&self.amount),
+            "currency" => async_graphql::Value::String(self.currency.clone()),
+            _ => return None,
+        })
+    }
+}
+
 impl Money {
     pub fn from_micros(micros: i64, currency: &str) -> Self {
         Money {

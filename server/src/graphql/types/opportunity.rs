@@ -1,9 +1,11 @@
 use accord_entities::{
     account, opportunity, opportunity_contact_role, stage, stage_transition, user,
 };
-use async_graphql::{Context, ID, Object};
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ContextSelectionSet, ID, InputType, Object, ScalarType, Value};
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::at_hand::{Immediate, answer};
 use super::{
     Account, AtHand, Contact, ContactRoleKind, Grade, LeadSource, Money, Note, Pipeline, Row,
     Stage, User,
@@ -295,6 +297,65 @@ impl Opportunity {
     }
 }
 
+/// The fields a listed deal answers from what its page read: the resolvers above, for
+/// a deal whose relations were read along brief (see [`AtHand`]).
+impl Immediate for Opportunity {
+    const TYPE_NAME: &'static str = "Opportunity";
+
+    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        let head = self.head();
+        let selection = &field.selection_set.node;
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(encode(NodeKind::Opportunity, head.id).0),
+            "name" => Value::String(head.name.to_owned()),
+            "amount" => answer(
+                &Money::from_micros(head.amount_micros, head.currency),
+                ctx,
+                selection,
+            )?,
+            "account" => {
+                let scope = &ctx.data_opt::<crate::graphql::loaders::Loaders>()?.scope;
+                if !scope.allows(
+                    head.territory_id,
+                    accord_entities::territory_membership::AccessLevel::Read,
+                ) {
+                    Value::Null
+                } else {
+                    answer_read(self.along()?.account.as_ref()?, ctx, selection)?
+                }
+            }
+            "owner" => answer_read(self.along()?.owner.as_ref()?, ctx, selection)?,
+            "stage" => answer_read(self.along()?.stage.as_ref()?, ctx, selection)?,
+            "contactRoles" => {
+                let committee = self.along()?.committee.as_ref()?;
+                let members = committee.iter().map(|(role, contact)| {
+                    let member = Member {
+                        role,
+                        contact: Some(contact),
+                    };
+                    answer(&member, ctx, selection)
+                });
+                Value::List(members.collect::<Option<_>>()?)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A relation read along, answered from its brief form; null when it is hidden. One
+/// read whole may reach further through loaders: left to the resolvers.
+fn answer_read<M, B: Immediate>(
+    read: &Option<Joined<M, B>>,
+    ctx: &ContextSelectionSet<'_>,
+    selection: &async_graphql::parser::types::SelectionSet,
+) -> Option<Value> {
+    match read {
+        None => Some(Value::Null),
+        Some(Joined::Brief(brief)) => answer(brief, ctx, selection),
+        Some(Joined::Full(_)) => None,
+    }
+}
+
 /// A record a list read along with its deal, as the resolvers hand it on: read brief,
 /// the selection asks only for its brief fields, all at hand; read whole, some of them
 /// may reach further through loaders.
@@ -309,6 +370,39 @@ pub struct OpportunityContactRole(
     pub opportunity_contact_role::Model,
     pub Option<ContactBrief>,
 );
+
+/// A committee member as [`Immediate`] sees it, borrowed from the deal's committee.
+struct Member<'a> {
+    role: &'a opportunity_contact_role::Model,
+    contact: Option<&'a ContactBrief>,
+}
+
+impl Immediate for Member<'_> {
+    const TYPE_NAME: &'static str = "OpportunityContactRole";
+
+    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(encode(NodeKind::ContactRole, self.role.id).0),
+            "role" => InputType::to_value(&ContactRoleKind::from(self.role.role)),
+            "isPrimary" => Value::Boolean(self.role.is_primary),
+            "createdAt" => ScalarType::to_value(&self.role.created_at),
+            "contact" => answer(self.contact?, ctx, &field.selection_set.node)?,
+            _ => return None,
+        })
+    }
+}
+
+impl Immediate for OpportunityContactRole {
+    const TYPE_NAME: &'static str = "OpportunityContactRole";
+
+    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        let member = Member {
+            role: &self.0,
+            contact: self.1.as_ref(),
+        };
+        member.immediate(ctx, field)
+    }
+}
 
 #[Object]
 impl OpportunityContactRole {

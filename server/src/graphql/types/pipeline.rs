@@ -1,7 +1,9 @@
 use accord_entities::{pipeline, stage};
-use async_graphql::{Context, ID, Object};
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ContextSelectionSet, ID, Object, Value};
 use chrono::{DateTime, Utc};
 
+use super::at_hand::Immediate;
 use super::{Row, StageKind, User};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
@@ -60,6 +62,29 @@ impl Stage {
     /// The whole stage (see [`Row`]).
     async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&stage::Model> {
         self.0.whole(&loaders(ctx)?.stages, "stage").await
+    }
+}
+
+impl Immediate for StageBrief {
+    const TYPE_NAME: &'static str = "Stage";
+
+    fn immediate(&self, _: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(encode(NodeKind::Stage, self.id).0),
+            "name" => Value::String(self.name.clone()),
+            _ => return None,
+        })
+    }
+}
+
+impl Immediate for Stage {
+    const TYPE_NAME: &'static str = "Stage";
+
+    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        match &self.0 {
+            Row::Brief { brief, .. } => brief.immediate(ctx, field),
+            Row::Full(_) => None,
+        }
     }
 }
 

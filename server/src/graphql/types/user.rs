@@ -1,7 +1,9 @@
 use accord_entities::{auth_token, user};
-use async_graphql::{Context, ID, Object};
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ContextSelectionSet, ID, Object, Value};
 use chrono::{DateTime, Utc};
 
+use super::at_hand::Immediate;
 use super::{Role, Row};
 use crate::graphql::ids::{NodeKind, encode};
 use crate::graphql::loaders;
@@ -22,6 +24,29 @@ impl User {
     /// The whole user (see [`Row`]).
     async fn model(&self, ctx: &Context<'_>) -> async_graphql::Result<&user::Model> {
         self.0.whole(&loaders(ctx)?.users, "user").await
+    }
+}
+
+impl Immediate for UserBrief {
+    const TYPE_NAME: &'static str = "User";
+
+    fn immediate(&self, _: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(encode(NodeKind::User, self.id).0),
+            "displayName" => Value::String(self.display_name.clone()),
+            _ => return None,
+        })
+    }
+}
+
+impl Immediate for User {
+    const TYPE_NAME: &'static str = "User";
+
+    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+        match &self.0 {
+            Row::Brief { brief, .. } => brief.immediate(ctx, field),
+            Row::Full(_) => None,
+        }
     }
 }
 
