@@ -79,6 +79,9 @@ struct Args {
     /// benchmark, `cargo build --release -p accord` builds it).
     #[arg(long)]
     worker: Option<std::path::PathBuf>,
+    /// Stage-script worker processes per lane (the server's `ACCORD_SCRIPT_WORKERS`).
+    #[arg(long, default_value_t = Limits::default().script_workers)]
+    script_workers: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -338,6 +341,7 @@ async fn main() -> anyhow::Result<()> {
             None => std::env::current_exe()?
                 .with_file_name(format!("accord{}", std::env::consts::EXE_SUFFIX)),
         }),
+        script_workers: args.script_workers,
         ..Limits::default()
     };
     let server = accord::app::start(&db_args, limits.clone(), "127.0.0.1:0".parse()?).await?;
