@@ -65,7 +65,10 @@ pub async fn state(
     services.egress = Arc::new(crate::scheduler::egress::Egress::new(
         limits.delivery.webhook_allow.clone(),
     ));
-    let schema = schema::build(&limits).data(services.clone()).finish();
+    let schema = schema::build(&limits)
+        .data(services.clone())
+        .data(Arc::clone(&metrics))
+        .finish();
     Ok(AppState {
         services,
         schema,

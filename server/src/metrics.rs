@@ -21,6 +21,8 @@ pub struct Metrics {
     pub graphql_seconds: Histogram,
     pub db_statements: Counter<u64, AtomicU64>,
     pub db_seconds: Histogram,
+    /// Records that answered their selection directly (`graphql::types::Immediate`).
+    pub graphql_direct_answers: Counter<u64, AtomicU64>,
     /// Reminder deliveries by outcome: delivered, failed (will retry), dead, cancelled.
     pub reminders: Family<OutcomeLabel, Counter>,
     /// From a reminder's due time to its delivery.
@@ -34,6 +36,13 @@ impl Metrics {
         let graphql_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let db_statements = Counter::<u64, AtomicU64>::default();
         let db_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 18));
+        let graphql_direct_answers = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "graphql_records_answered_directly",
+            "Records whose whole selection was answered from data at hand, without \
+             per-field resolvers",
+            graphql_direct_answers.clone(),
+        );
         registry.register(
             "graphql_requests",
             "GraphQL HTTP requests by outcome",
@@ -72,6 +81,7 @@ impl Metrics {
             graphql_seconds,
             db_statements,
             db_seconds,
+            graphql_direct_answers,
             reminders,
             reminder_lateness_seconds,
         })
@@ -80,6 +90,11 @@ impl Metrics {
     /// Statements executed since start; tests and benchmarks diff this around a request.
     pub fn statements(&self) -> u64 {
         self.db_statements.inner().load(Ordering::Relaxed)
+    }
+
+    /// Records answered directly since start (see `graphql_direct_answers`).
+    pub fn direct_answers(&self) -> u64 {
+        self.graphql_direct_answers.inner().load(Ordering::Relaxed)
     }
 
     pub fn render(&self) -> String {

@@ -161,6 +161,11 @@ impl TestServer {
         self.state.metrics.statements()
     }
 
+    /// Records answered without async-graphql's field resolvers since start.
+    pub fn direct_answers(&self) -> u64 {
+        self.state.metrics.direct_answers()
+    }
+
     /// Creates a user directly (as `accord user add` does) and returns a session token
     /// obtained through the real login mutation.
     pub async fn user(&self, email: &str, role: Role) -> String {

@@ -67,6 +67,9 @@ pub fn build(
         MutationRoot::default(),
         SubscriptionRoot,
     )
+    // No extensions: records answered directly (`types::Immediate`) skip the per-field
+    // resolve hooks an extension would get. One that needs them must keep such records
+    // on async-graphql's resolvers.
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)

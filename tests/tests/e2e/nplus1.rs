@@ -440,12 +440,14 @@ async fn immediate_answers_match_resolved_ones() {
         resolved.push_str(&format!(" fragment {t}Name on {t} {{ __typename }}"));
     }
     let mut answers = Vec::new();
-    for query in [&immediate, &resolved] {
-        let before = server.statements();
+    for (query, direct) in [(&immediate, 3), (&resolved, 0)] {
+        let before = (server.statements(), server.direct_answers());
         let text = server
             .gql_text(Some(&f.token), query, json!({ "a": account }))
             .await;
-        assert_eq!(server.statements() - before, 1, "{query}");
+        assert_eq!(server.statements() - before.0, 1, "{query}");
+        // Each of the three deals took the path the variant is meant to take.
+        assert_eq!(server.direct_answers() - before.1, direct, "{query}");
         answers.push(text);
     }
     // As sent, so the keys' order is compared too.

@@ -26,6 +26,7 @@
 //! resolution of the whole record, which is always correct.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
@@ -34,6 +35,8 @@ use async_graphql::resolver_utils::{resolve_container, resolve_container_serial}
 use async_graphql::{
     ContainerType, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
 };
+
+use crate::metrics::Metrics;
 
 /// `T` in the schema (same name, same fields), resolved as [`AtHand::serial`] or
 /// [`AtHand::concurrent`] said.
@@ -90,6 +93,11 @@ pub fn answer<T: Immediate + ?Sized>(
 ) -> Option<Value> {
     let mut fields = IndexMap::with_capacity(selection.items.len());
     gather(record, ctx, selection, &mut fields)?;
+    // Nothing left once `@skip`/`@include` were applied: async-graphql answers such an
+    // object with null, and so does the fallback.
+    if fields.is_empty() {
+        return None;
+    }
     Some(Value::Object(fields))
 }
 
@@ -103,8 +111,8 @@ fn gather<T: Immediate + ?Sized>(
         match &item.node {
             Selection::Field(field) => {
                 let field = &field.node;
-                // `@skip`/`@include` are gone by now; any other directive, and
-                // arguments, are async-graphql's to evaluate.
+                // `@skip`/`@include` are gone by now; any other directive (only
+                // `@ifdef` passes validation) and arguments are async-graphql's.
                 if !field.directives.is_empty() || !field.arguments.is_empty() {
                     return None;
                 }
@@ -166,6 +174,9 @@ impl<T: ContainerType + OutputType + Immediate> OutputType for AtHand<T> {
     ) -> ServerResult<Value> {
         if self.serial {
             if let Some(value) = answer(&self.record, ctx, &field.node.selection_set.node) {
+                if let Some(metrics) = ctx.data_opt::<Arc<Metrics>>() {
+                    metrics.graphql_direct_answers.inc();
+                }
                 return Ok(value);
             }
             resolve_container_serial(ctx, &self.record).await
@@ -343,5 +354,37 @@ mod tests {
         // Inside, the nested record decides for itself.
         let data = direct("{ serial { b inner { a } } }").await;
         assert_eq!(data, r#"{"serial":{"b":2,"inner":{"a":10}}}"#);
+    }
+
+    #[tokio::test]
+    async fn an_empty_selection_is_answered_as_the_resolvers_answer_it() {
+        let serial = direct("{ r: serial { a @skip(if: true) } }").await;
+        let concurrent = direct("{ r: concurrent { a @skip(if: true) } }").await;
+        assert_eq!(serial, concurrent);
+    }
+
+    /// `TYPE_NAME` answers `__typename`: it must be the schema's name of the type.
+    #[test]
+    fn immediate_type_names_are_the_schema_names() {
+        use crate::graphql::types::{
+            Account, Contact, Money, Opportunity, OpportunityContactRole, Stage, User,
+        };
+        use crate::services::rows::{AccountBrief, ContactBrief, StageBrief, UserBrief};
+        use async_graphql::OutputType;
+
+        fn same<T: OutputType + Immediate>() {
+            assert_eq!(T::type_name(), T::TYPE_NAME);
+        }
+        same::<Opportunity>();
+        same::<OpportunityContactRole>();
+        same::<Money>();
+        same::<Account>();
+        same::<User>();
+        same::<Stage>();
+        same::<Contact>();
+        assert_eq!(AccountBrief::TYPE_NAME, Account::TYPE_NAME);
+        assert_eq!(UserBrief::TYPE_NAME, User::TYPE_NAME);
+        assert_eq!(StageBrief::TYPE_NAME, Stage::TYPE_NAME);
+        assert_eq!(ContactBrief::TYPE_NAME, Contact::TYPE_NAME);
     }
 }

@@ -378,7 +378,7 @@ struct Member<'a> {
 }
 
 impl Immediate for Member<'_> {
-    const TYPE_NAME: &'static str = "OpportunityContactRole";
+    const TYPE_NAME: &'static str = OpportunityContactRole::TYPE_NAME;
 
     fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
         Some(match field.name.node.as_str() {
