@@ -45,17 +45,6 @@ impl Immediate for AccountBrief {
     }
 }
 
-impl Immediate for Account {
-    const TYPE_NAME: &'static str = "Account";
-
-    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
-        match &self.0 {
-            Row::Brief { brief, .. } => brief.immediate(ctx, field),
-            Row::Full(_) => None,
-        }
-    }
-}
-
 #[Object]
 impl Account {
     pub async fn id(&self) -> ID {

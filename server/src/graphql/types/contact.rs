@@ -49,17 +49,6 @@ impl Immediate for ContactBrief {
     }
 }
 
-impl Immediate for Contact {
-    const TYPE_NAME: &'static str = "Contact";
-
-    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
-        match &self.0 {
-            Row::Brief { brief, .. } => brief.immediate(ctx, field),
-            Row::Full(_) => None,
-        }
-    }
-}
-
 fn full_name(first: &str, last: &str) -> String {
     format!("{first} {last}")
 }

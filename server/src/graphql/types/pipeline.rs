@@ -77,17 +77,6 @@ impl Immediate for StageBrief {
     }
 }
 
-impl Immediate for Stage {
-    const TYPE_NAME: &'static str = "Stage";
-
-    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
-        match &self.0 {
-            Row::Brief { brief, .. } => brief.immediate(ctx, field),
-            Row::Full(_) => None,
-        }
-    }
-}
-
 #[Object]
 impl Stage {
     pub async fn id(&self) -> ID {

@@ -8,7 +8,11 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use tokio::sync::OnceCell;
 
 use accord_entities::{account, contact, opportunity, stage, user};
+use async_graphql::parser::types::Field;
+use async_graphql::{ContextSelectionSet, Value};
 
+use super::at_hand::Immediate;
+use super::{Account, Contact, Stage, User};
 use crate::error::AppError;
 use crate::graphql::loaders::{LoadError, one};
 use crate::services::rows::{
@@ -109,3 +113,26 @@ impl<M, B> From<Joined<M, B>> for Row<M, B> {
         }
     }
 }
+
+/// A record read brief answers directly what its brief form can ([`Immediate`]); one
+/// read whole is left to its resolvers, which the selection may take further.
+macro_rules! immediate_when_brief {
+    ($($record:ty => $brief:ty),* $(,)?) => {
+        $(impl Immediate for $record {
+            const TYPE_NAME: &'static str = <$brief as Immediate>::TYPE_NAME;
+
+            fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
+                match &self.0 {
+                    Row::Brief { brief, .. } => brief.immediate(ctx, field),
+                    Row::Full(_) => None,
+                }
+            }
+        })*
+    };
+}
+immediate_when_brief!(
+    Account => AccountBrief,
+    User => UserBrief,
+    Stage => StageBrief,
+    Contact => ContactBrief,
+);

@@ -39,17 +39,6 @@ impl Immediate for UserBrief {
     }
 }
 
-impl Immediate for User {
-    const TYPE_NAME: &'static str = "User";
-
-    fn immediate(&self, ctx: &ContextSelectionSet<'_>, field: &Field) -> Option<Value> {
-        match &self.0 {
-            Row::Brief { brief, .. } => brief.immediate(ctx, field),
-            Row::Full(_) => None,
-        }
-    }
-}
-
 #[Object]
 impl User {
     pub async fn id(&self) -> ID {
