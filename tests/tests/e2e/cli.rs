@@ -275,7 +275,8 @@ async fn cli_migrates_seeds_adds_users_and_serves() {
         .unwrap();
     assert!(
         metrics.contains("accord_graphql_requests_total")
-            && metrics.contains("accord_db_statements_total"),
+            && metrics.contains("accord_db_statements_total")
+            && metrics.contains("accord_graphql_records_answered_directly_total"),
         "{metrics}"
     );
     assert!(!metrics.contains(&token));
