@@ -53,6 +53,7 @@ fn row(
         last_error: Set(None),
         delivered_at: Set(None),
         event_id: Set(None),
+        follows_owner: Set(false),
     }
 }
 

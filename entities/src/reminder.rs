@@ -54,6 +54,9 @@ pub struct Model {
     pub delivered_at: Option<DateTimeUtc>,
     /// The event whose occurrence it announces (`anchor` = `event_start`).
     pub event_id: Option<i64>,
+    /// Set by a stage script that addressed the deal's owner: a pending reminder goes
+    /// to the new owner when the deal changes hands.
+    pub follows_owner: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

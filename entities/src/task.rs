@@ -48,6 +48,9 @@ pub struct Model {
     pub created_by: Option<i64>,
     /// The iCalendar UID of an imported to-do (re-imports update it); `None` otherwise.
     pub ics_uid: Option<String>,
+    /// Set by a stage script that addressed the deal's owner: an open task goes to the
+    /// new owner when the deal changes hands.
+    pub follows_owner: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

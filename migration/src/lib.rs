@@ -12,6 +12,7 @@ mod m20261126_000006_calendar;
 mod m20261127_000007_influence;
 mod m20261128_000008_reminder_indexes;
 mod m20261207_000009_contact_role_order;
+mod m20261207_000010_follows_owner;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_influence::Migration),
             Box::new(m20261128_000008_reminder_indexes::Migration),
             Box::new(m20261207_000009_contact_role_order::Migration),
+            Box::new(m20261207_000010_follows_owner::Migration),
         ]
     }
 }

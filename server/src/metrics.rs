@@ -39,8 +39,8 @@ impl Metrics {
         let graphql_direct_answers = Counter::<u64, AtomicU64>::default();
         registry.register(
             "graphql_records_answered_directly",
-            "Records whose whole selection was answered from data at hand, without \
-             per-field resolvers",
+            "Records (listed deals, and records nested in one that was not) whose whole \
+             selection was answered from data at hand, without per-field resolvers",
             graphql_direct_answers.clone(),
         );
         registry.register(

@@ -903,6 +903,7 @@ pub(crate) async fn sync_reminders<C: ConnectionTrait>(
                 script_id: None,
                 stage_id: None,
                 channels: reminders::all_channels(),
+                follows_owner: false,
             }
             .into_active(now);
             row.event_id = Set(Some(e.id));

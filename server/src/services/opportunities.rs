@@ -371,6 +371,9 @@ pub async fn update(
         active.owner_id = Set(v);
     }
     let after = save(&txn, active, version).await?;
+    if after.owner_id != before.owner_id {
+        stage_scripts::hand_over(&txn, id, after.owner_id).await?;
+    }
     let mut moved = 0;
     if after.expected_close_date != before.expected_close_date {
         // Reminders that hang on the close date move with it.

@@ -40,6 +40,8 @@ pub(crate) struct NewReminder {
     pub script_id: Option<i64>,
     pub stage_id: Option<i64>,
     pub channels: String,
+    /// A script addressed it to the deal's owner, whoever that is when it is due.
+    pub follows_owner: bool,
 }
 
 impl NewReminder {
@@ -66,6 +68,7 @@ impl NewReminder {
             last_error: Set(None),
             delivered_at: Set(None),
             event_id: Set(None),
+            follows_owner: Set(self.follows_owner),
         }
     }
 }
@@ -207,6 +210,7 @@ pub async fn create(
         script_id: None,
         stage_id: None,
         channels,
+        follows_owner: false,
     }
     .into_active(now)
     .insert(&txn)

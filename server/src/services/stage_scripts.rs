@@ -1107,6 +1107,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                             script_id: Some(script_id),
                             stage_id: Some(stage_id),
                             channels: reminders::all_channels(),
+                            follows_owner: *to == Recipient::Owner,
                         }
                         .into_active(now)
                         .insert(txn)
@@ -1140,6 +1141,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                             script_id,
                             stage_id,
                             now,
+                            *assignee == Recipient::Owner,
                         )
                         .await?;
                         applied.tasks += 1;
@@ -1167,6 +1169,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                             script_id,
                             stage_id,
                             now,
+                            false,
                         )
                         .await?;
                         applied.tasks += 1;
@@ -1191,6 +1194,7 @@ async fn insert_task<C: ConnectionTrait>(
     script_id: i64,
     stage_id: i64,
     now: DateTime<Utc>,
+    follows_owner: bool,
 ) -> AppResult<()> {
     task::ActiveModel {
         id: NotSet,
@@ -1211,6 +1215,7 @@ async fn insert_task<C: ConnectionTrait>(
         version: Set(1),
         completed_at: Set(None),
         created_by: Set(None),
+        follows_owner: Set(follows_owner),
         ics_uid: Set(None),
     }
     .insert(txn)
@@ -1363,6 +1368,40 @@ pub(crate) async fn cancel_pending<C: ConnectionTrait>(txn: &C, deal_id: i64) ->
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// A deal changed hands: the pending reminders and open tasks its scripts addressed to
+/// the owner go to `new_owner`, in the caller's transaction. Ones addressed to anybody
+/// else, or made by a person, stay where they are. Returns how many moved.
+pub(crate) async fn hand_over<C: ConnectionTrait>(
+    txn: &C,
+    deal_id: i64,
+    new_owner: i64,
+) -> AppResult<u64> {
+    use accord_entities::reminder::{self, ReminderStatus};
+    use sea_orm::sea_query::ExprTrait;
+    let reminders = reminder::Entity::update_many()
+        .col_expr(reminder::Column::RecipientId, Expr::value(new_owner))
+        .filter(reminder::Column::OpportunityId.eq(deal_id))
+        .filter(reminder::Column::FollowsOwner.eq(true))
+        .filter(reminder::Column::Status.eq(ReminderStatus::Pending))
+        .exec(txn)
+        .await?
+        .rows_affected;
+    let tasks = task::Entity::update_many()
+        .col_expr(task::Column::AssigneeId, Expr::value(new_owner))
+        // Someone editing the task meanwhile gets a CONFLICT instead of undoing this.
+        .col_expr(
+            task::Column::Version,
+            Expr::col(task::Column::Version).add(1),
+        )
+        .filter(task::Column::OpportunityId.eq(deal_id))
+        .filter(task::Column::FollowsOwner.eq(true))
+        .filter(task::Column::Status.eq(TaskStatus::Open))
+        .exec(txn)
+        .await?
+        .rows_affected;
+    Ok(reminders + tasks)
 }
 
 /// Moves the pending reminders and open tasks of a deal that hang on `anchor` to follow

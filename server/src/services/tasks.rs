@@ -133,6 +133,8 @@ pub(crate) fn new_row(t: NewTask, now: DateTime<Utc>) -> task::ActiveModel {
         completed_at: Set((t.status == TaskStatus::Done).then_some(now)),
         created_by: Set(Some(t.created_by)),
         ics_uid: Set(t.ics_uid),
+        // Made by a person for a person: it stays with them whoever owns the deal.
+        follows_owner: Set(false),
     }
 }
 

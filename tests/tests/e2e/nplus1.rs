@@ -373,8 +373,8 @@ async fn committees_with_unusual_timestamps_are_still_listed() {
 
 /// Listed deals whose selection is all at hand answer it directly (`types::Immediate`)
 /// instead of through async-graphql's field resolvers. The two must give the same
-/// response: a directive inside each object leaves that object to the resolvers, so
-/// the same selection with and without one compares the two paths, field by field.
+/// response: a named fragment spread inside each object leaves that object to the
+/// resolvers, so the same selection with and without them compares the two paths.
 #[tokio::test]
 async fn immediate_answers_match_resolved_ones() {
     let server = TestServer::start_with(Limits {

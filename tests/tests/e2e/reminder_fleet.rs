@@ -67,6 +67,7 @@ async fn schedule(db: &sea_orm::DatabaseConnection, recipient: i64, prefix: &str
                 last_error: Set(None),
                 delivered_at: Set(None),
                 event_id: Set(None),
+                follows_owner: Set(false),
             }
         })
         .collect();

@@ -997,3 +997,125 @@ async fn a_script_published_on_another_instance_guards_the_next_move_here() {
     let tasks = &data(&v)["moveOpportunityStage"]["opportunity"]["tasks"];
     assert_eq!(tasks[0]["title"], "Call the champion", "{v:#}");
 }
+
+/// A deal that changes hands takes with it the pending reminders and open tasks its
+/// scripts addressed to the owner; a reminder someone set by hand stays with them.
+#[tokio::test]
+async fn script_reminders_and_tasks_for_the_owner_follow_the_deal_to_a_new_owner() {
+    let server = TestServer::start().await;
+    let f = server.fixture().await;
+    let heir = server.user("heir@example.com", Role::Rep).await;
+    let v = server.gql(Some(&heir), "{ me { id } }", json!({})).await;
+    let heir_id = data(&v)["me"]["id"].as_str().unwrap().to_owned();
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($a: ID!, $p: ID!) { createOpportunity(input: {name: \"Handover\", accountId: $a, pipelineId: $p, amount: \"900\", currency: \"EUR\", expectedCloseDate: \"2027-03-31\"}) { opportunity { id } } }",
+            json!({ "a": f.account_id, "p": f.pipeline_id }),
+        )
+        .await;
+    let opp = data(&v)["createOpportunity"]["opportunity"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    publish_new(
+        &server,
+        &f.token,
+        &f.stages[1],
+        "if event == \"enter\" { remind(\"owner\", after_days(1), \"Call them\"); \
+         task(\"owner\", \"Send the proposal\", after_days(2)); }",
+    )
+    .await;
+    let v = move_deal(&server, &f.token, &opp, 1, &f.stages[1]).await;
+    data(&v);
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($o: ID!) { createReminder(input: {opportunityId: $o, dueAt: \"2027-01-15T09:00:00Z\", message: \"My own note\"}) { id } }",
+            json!({ "o": opp }),
+        )
+        .await;
+    data(&v);
+
+    let v = server
+        .gql(
+            Some(&f.token),
+            "mutation($i: UpdateOpportunityInput!) { updateOpportunity(input: $i) { opportunity { owner { email }
+               reminders { message status recipient { email } } tasks { title status assignee { email } } } } }",
+            json!({ "i": { "id": opp, "version": 2, "ownerId": heir_id } }),
+        )
+        .await;
+    let deal = &data(&v)["updateOpportunity"]["opportunity"];
+    assert_eq!(deal["owner"]["email"], "heir@example.com");
+    let mut reminders: Vec<(String, String)> = deal["reminders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "PENDING", "{r}");
+            (
+                r["message"].as_str().unwrap().to_owned(),
+                r["recipient"]["email"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    reminders.sort();
+    assert_eq!(
+        reminders,
+        [
+            ("Call them".to_owned(), "heir@example.com".to_owned()),
+            ("My own note".to_owned(), "admin@example.com".to_owned()),
+        ],
+        "{deal:#}"
+    );
+    assert_eq!(deal["tasks"][0]["title"], "Send the proposal");
+    assert_eq!(deal["tasks"][0]["assignee"]["email"], "heir@example.com");
+    assert_eq!(deal["tasks"][0]["status"], "OPEN");
+
+    // The new owner sees them as their own.
+    let v = server
+        .gql(
+            Some(&heir),
+            "query($id: ID!) { opportunity(id: $id) { tasks { assignee { email } } } }",
+            json!({ "id": opp }),
+        )
+        .await;
+    assert_eq!(
+        data(&v)["opportunity"]["tasks"][0]["assignee"]["email"],
+        "heir@example.com"
+    );
+
+    // Rows written before the migration that added the mark get it where a script made
+    // them for the deal's current owner: here the reminder and task just handed over,
+    // not the hand-made reminder.
+    use accord_migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &server.state.services.db;
+    Migrator::down(db, Some(1)).await.unwrap();
+    Migrator::up(db, None).await.unwrap();
+    let marked = |sql: &'static str| async move {
+        let rows = db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index::<String>(0).unwrap(),
+                    r.try_get_by_index::<bool>(1).unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        marked("SELECT message, follows_owner FROM reminders ORDER BY message").await,
+        [
+            ("Call them".to_owned(), true),
+            ("My own note".to_owned(), false)
+        ]
+    );
+    assert_eq!(
+        marked("SELECT title, follows_owner FROM tasks").await,
+        [("Send the proposal".to_owned(), true)]
+    );
+}

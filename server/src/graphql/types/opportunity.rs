@@ -98,6 +98,16 @@ impl Opportunity {
         }
     }
 
+    /// Whether the caller may see the deal's account. A deal carries its account's
+    /// territory: one seen only as its owner may sit in an account the caller cannot
+    /// see, and no query needs to ask. Both the resolver and the direct answer ask here.
+    fn account_visible(&self, scope: &crate::authz::scope::Scope) -> bool {
+        scope.allows(
+            self.head().territory_id,
+            accord_entities::territory_membership::AccessLevel::Read,
+        )
+    }
+
     fn along(&self) -> Option<&ReadAlong> {
         self.1.as_deref()
     }
@@ -154,12 +164,7 @@ impl Opportunity {
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AtHand<Account>>> {
         let loaders = loaders(ctx)?;
         let head = self.head();
-        // A deal carries its account's territory: one seen only as its owner may sit in
-        // an account the caller cannot see, and no query needs to ask.
-        if !loaders.scope.allows(
-            head.territory_id,
-            accord_entities::territory_membership::AccessLevel::Read,
-        ) {
+        if !self.account_visible(&loaders.scope) {
             return Ok(None);
         }
         if let Some(read) = self.along().and_then(|a| a.account.as_ref()) {
@@ -315,10 +320,7 @@ impl Immediate for Opportunity {
             )?,
             "account" => {
                 let scope = &ctx.data_opt::<crate::graphql::loaders::Loaders>()?.scope;
-                if !scope.allows(
-                    head.territory_id,
-                    accord_entities::territory_membership::AccessLevel::Read,
-                ) {
+                if !self.account_visible(scope) {
                     Value::Null
                 } else {
                     answer_read(self.along()?.account.as_ref()?, ctx, selection)?
