@@ -1007,17 +1007,7 @@ async fn script_reminders_and_tasks_for_the_owner_follow_the_deal_to_a_new_owner
     let heir = server.user("heir@example.com", Role::Rep).await;
     let v = server.gql(Some(&heir), "{ me { id } }", json!({})).await;
     let heir_id = data(&v)["me"]["id"].as_str().unwrap().to_owned();
-    let v = server
-        .gql(
-            Some(&f.token),
-            "mutation($a: ID!, $p: ID!) { createOpportunity(input: {name: \"Handover\", accountId: $a, pipelineId: $p, amount: \"900\", currency: \"EUR\", expectedCloseDate: \"2027-03-31\"}) { opportunity { id } } }",
-            json!({ "a": f.account_id, "p": f.pipeline_id }),
-        )
-        .await;
-    let opp = data(&v)["createOpportunity"]["opportunity"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (opp, _) = server.create_opportunity(&f, "Handover", "900").await;
     publish_new(
         &server,
         &f.token,
