@@ -4,10 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{
+    MysqlQueryBuilder, PostgresQueryBuilder, QueryBuilder, QueryStatementBuilder, SqlWriter,
+    SqliteQueryBuilder, Values,
+};
 use sea_orm::sqlx::sqlite::{SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    DbErr, QueryResult, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::config::DatabaseArgs;
@@ -119,6 +123,157 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         _ => TransactionOptions::default(),
     };
     db.begin_with_options(options).await
+}
+
+/// Writes that need nothing back from one another, sent to the database in one round
+/// trip: on PostgreSQL as one statement (each write but the last a data-modifying
+/// `WITH` clause), on SQLite as the statements one after another in one call.
+///
+/// Why: a stage move writes the deal, its transition, the reminders it cancels and
+/// schedules, its tasks and its audit entry. One statement each cost a round trip each
+/// (a socket exchange with PostgreSQL, a hand-off to SQLite's connection thread), and
+/// those round trips were most of a move's time.
+///
+/// What the two backends guarantee differs, so a batch may hold only writes that do not
+/// read each other's rows: PostgreSQL runs the `WITH` clauses on one snapshot (none sees
+/// another's rows), SQLite runs the statements in order. Run it inside a transaction:
+/// on SQLite an error leaves the statements before it written until the rollback.
+pub struct WriteBatch {
+    sql: BatchWriter,
+    /// Where each statement's text ends in `sql.text`.
+    ends: Vec<usize>,
+}
+
+impl WriteBatch {
+    pub fn new(backend: DbBackend) -> Self {
+        WriteBatch {
+            sql: BatchWriter {
+                backend,
+                text: String::with_capacity(1024),
+                values: Vec::new(),
+            },
+            ends: Vec::new(),
+        }
+    }
+
+    /// Adds a write; it runs after the writes added before it (on SQLite; on PostgreSQL
+    /// they share a snapshot).
+    pub fn push<S: QueryStatementBuilder>(&mut self, statement: &S) {
+        self.write(statement);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn write<S: QueryStatementBuilder>(&mut self, statement: &S) {
+        match self.sql.backend {
+            DbBackend::Postgres => {
+                statement.build_collect_any_into(&PostgresQueryBuilder, &mut self.sql)
+            }
+            DbBackend::Sqlite => {
+                statement.build_collect_any_into(&SqliteQueryBuilder, &mut self.sql)
+            }
+            _ => statement.build_collect_any_into(&MysqlQueryBuilder, &mut self.sql),
+        }
+        self.ends.push(self.sql.text.len());
+    }
+
+    /// Runs the batch's writes and then `last`, and answers the rows `last` returns
+    /// (give it a `RETURNING` clause to tell whether it wrote).
+    pub async fn run_then<C: ConnectionTrait, S: QueryStatementBuilder>(
+        mut self,
+        db: &C,
+        last: &S,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        self.write(last);
+        db.query_all_raw(self.into_statement()).await
+    }
+
+    /// Runs the batch's writes; an empty batch sends nothing.
+    pub async fn run<C: ConnectionTrait>(self, db: &C) -> Result<(), DbErr> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        db.execute_raw(self.into_statement()).await.map(|_| ())
+    }
+
+    /// The statements as one: PostgreSQL `WITH "write_0" AS (…), … <last>`, SQLite
+    /// `…; …; <last>`. The text is assembled in the order it was written, so the
+    /// parameters keep their numbers.
+    fn into_statement(self) -> Statement {
+        let BatchWriter {
+            backend,
+            text,
+            values,
+        } = self.sql;
+        let mut sql = String::with_capacity(text.len() + 24 * self.ends.len());
+        let mut start = 0;
+        let last = self.ends.len().saturating_sub(1);
+        for (i, &end) in self.ends.iter().enumerate() {
+            let part = &text[start..end];
+            start = end;
+            match backend {
+                DbBackend::Postgres if i < last => {
+                    sql.push_str(if i == 0 { "WITH " } else { ", " });
+                    sql.push_str(&format!("\"write_{i}\" AS ("));
+                    sql.push_str(part);
+                    sql.push(')');
+                }
+                DbBackend::Postgres => {
+                    if i > 0 {
+                        sql.push(' ');
+                    }
+                    sql.push_str(part);
+                }
+                _ => {
+                    if i > 0 {
+                        sql.push_str("; ");
+                    }
+                    sql.push_str(part);
+                }
+            }
+        }
+        Statement::from_sql_and_values(backend, sql, Values(values))
+    }
+}
+
+/// Collects the batch's statement text and parameters, numbering the parameters across
+/// statements (`$1`… on PostgreSQL; SQLite's `?` count on from the previous statement's).
+struct BatchWriter {
+    backend: DbBackend,
+    text: String,
+    values: Vec<sea_orm::Value>,
+}
+
+impl std::fmt::Write for BatchWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.text.push_str(s);
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for BatchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl SqlWriter for BatchWriter {
+    fn push_param<T: QueryBuilder>(&mut self, value: sea_orm::Value, _: &T) {
+        self.values.push(value);
+        match self.backend {
+            DbBackend::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.values.len().to_string());
+            }
+            _ => self.text.push('?'),
+        }
+    }
+
+    fn as_writer(&mut self) -> &mut dyn std::fmt::Write {
+        self
+    }
 }
 
 /// Serializes transactions that check an invariant spanning several rows and then write
@@ -247,6 +402,112 @@ mod tests {
             (1..=10u64).map(Into::into).collect::<Vec<sea_orm::Value>>(),
         );
         assert_eq!(inline_limits(ten).sql, "SELECT 1 LIMIT 10");
+    }
+
+    fn insert_into_t(id: i64, v: &str) -> sea_orm::sea_query::InsertStatement {
+        use sea_orm::sea_query::{Alias, Query};
+        Query::insert()
+            .into_table(Alias::new("t"))
+            .columns([Alias::new("id"), Alias::new("v")])
+            .values_panic([id.into(), v.into()])
+            .to_owned()
+    }
+
+    fn set_v_returning(id: i64, v: &str) -> sea_orm::sea_query::UpdateStatement {
+        use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+        Query::update()
+            .table(Alias::new("t"))
+            .value(Alias::new("v"), v)
+            .and_where(Expr::col(Alias::new("id")).eq(id))
+            .returning_col(Alias::new("v"))
+            .to_owned()
+    }
+
+    #[test]
+    fn a_postgres_batch_is_one_statement_with_its_parameters_numbered_in_order() {
+        let mut batch = WriteBatch::new(DbBackend::Postgres);
+        batch.push(&insert_into_t(1, "a"));
+        batch.push(&insert_into_t(2, "b"));
+        batch.write(&set_v_returning(1, "c"));
+        let stmt = batch.into_statement();
+        assert_eq!(
+            stmt.sql,
+            r#"WITH "write_0" AS (INSERT INTO "t" ("id", "v") VALUES ($1, $2)), "write_1" AS (INSERT INTO "t" ("id", "v") VALUES ($3, $4)) UPDATE "t" SET "v" = $5 WHERE "id" = $6 RETURNING "v""#
+        );
+        let values: Vec<sea_orm::Value> = stmt.values.unwrap().0;
+        assert_eq!(
+            values,
+            vec![
+                1i64.into(),
+                "a".into(),
+                2i64.into(),
+                "b".into(),
+                "c".into(),
+                1i64.into()
+            ]
+        );
+        let mut one = WriteBatch::new(DbBackend::Postgres);
+        one.push(&insert_into_t(1, "a"));
+        assert_eq!(
+            one.into_statement().sql,
+            r#"INSERT INTO "t" ("id", "v") VALUES ($1, $2)"#
+        );
+    }
+
+    /// On SQLite the statements run in order in one call, their `?` parameters bound
+    /// across statements, and the rows answered are the last statement's.
+    #[tokio::test]
+    async fn a_sqlite_batch_runs_its_statements_in_order_and_answers_the_last() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+            .await
+            .unwrap();
+        let mut batch = WriteBatch::new(DbBackend::Sqlite);
+        batch.push(&insert_into_t(1, "a"));
+        batch.push(&insert_into_t(2, "b"));
+        // Sees the row the first insert wrote.
+        let rows = batch.run_then(&db, &set_v_returning(1, "c")).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].try_get_by_index::<String>(0).unwrap(), "c");
+        let mut nothing = WriteBatch::new(DbBackend::Sqlite);
+        nothing.push(&insert_into_t(3, "d"));
+        let rows = nothing
+            .run_then(&db, &set_v_returning(9, "e"))
+            .await
+            .unwrap();
+        assert!(
+            rows.is_empty(),
+            "an update that matches nothing returns no row"
+        );
+        let all = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT id, v FROM t ORDER BY id",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index::<i64>(0).unwrap(),
+                    r.try_get_by_index::<String>(1).unwrap(),
+                )
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(
+            all,
+            [
+                (1, "c".to_owned()),
+                (2, "b".to_owned()),
+                (3, "d".to_owned())
+            ]
+        );
+        // A failing statement fails the batch.
+        let mut failing = WriteBatch::new(DbBackend::Sqlite);
+        failing.push(&insert_into_t(4, "x"));
+        failing.push(&insert_into_t(1, "duplicate"));
+        assert!(failing.run(&db).await.is_err());
+        WriteBatch::new(DbBackend::Sqlite).run(&db).await.unwrap();
     }
 
     /// The bundled SQLite is built without memory statistics (`.cargo/config.toml`), so

@@ -3,9 +3,8 @@
 
 use accord_entities::audit_log;
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Set,
-};
+use sea_orm::sea_query::InsertStatement;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, QueryTrait, Set};
 use serde::Serialize;
 
 use crate::auth::Actor;
@@ -30,7 +29,22 @@ pub async fn record<C: ConnectionTrait, T: Serialize>(
     before: Option<&T>,
     after: Option<&T>,
 ) -> AppResult<()> {
-    audit_log::ActiveModel {
+    let entry = entry(actor, action, entity_type, entity_id, before, after)?;
+    txn.execute(&entry).await?;
+    Ok(())
+}
+
+/// The statement that writes one audit entry, for a caller that sends it along with
+/// other writes ([`crate::db::WriteBatch`]).
+pub fn entry<T: Serialize>(
+    actor: Option<&Actor>,
+    action: &str,
+    entity_type: &str,
+    entity_id: i64,
+    before: Option<&T>,
+    after: Option<&T>,
+) -> AppResult<InsertStatement> {
+    let row = audit_log::ActiveModel {
         id: NotSet,
         actor_id: Set(actor.map(|a| a.user_id)),
         action: Set(action.to_owned()),
@@ -39,10 +53,8 @@ pub async fn record<C: ConnectionTrait, T: Serialize>(
         before: Set(snapshot(before)?),
         after: Set(snapshot(after)?),
         at: Set(Utc::now()),
-    }
-    .insert(txn)
-    .await?;
-    Ok(())
+    };
+    Ok(audit_log::Entity::insert(row).into_query())
 }
 
 /// Records deletions that the database performs on its own (ON DELETE CASCADE), so the

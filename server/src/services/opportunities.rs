@@ -10,7 +10,9 @@ use std::sync::Arc;
 use accord_workflows::Anchor;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, InsertStatement, Order, Query, SelectStatement, UpdateStatement,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, PaginatorTrait,
     QueryFilter, Select, Set,
@@ -19,7 +21,7 @@ use sea_orm::{
 use crate::auth::Actor;
 use crate::authz::Scope;
 use crate::authz::{Action, Resource};
-use crate::db::{LiteralLimits, begin_write};
+use crate::db::{LiteralLimits, WriteBatch, begin_write};
 use crate::error::{AppError, AppResult};
 use crate::events::Operation;
 use crate::services::accounts::require_user;
@@ -218,8 +220,8 @@ async fn write_new<C: ConnectionTrait>(
     active.id = NotSet;
     stage_scripts::set_fields(&mut active, decision, &stage.name)?;
     let created = active.insert(txn).await?;
-    let transition_id = log_transition(
-        txn,
+    let mut writes = WriteBatch::new(txn.get_database_backend());
+    writes.push(&transition_insert(
         actor,
         Transition {
             opportunity_id: created.id,
@@ -229,30 +231,28 @@ async fn write_new<C: ConnectionTrait>(
             seconds_in_previous: None,
             script_id: decision.script_id,
         },
-    )
-    .await?;
+    ));
     stage_scripts::apply_move(
         svc,
         txn,
+        &mut writes,
         decision,
         &created,
         None,
         stage,
-        transition_id,
         now,
         None,
     )
     .await?;
-    audit::record(
-        txn,
+    writes.push(&audit::entry(
         Some(actor),
         "create",
         "Opportunity",
         created.id,
         None,
         Some(&created),
-    )
-    .await?;
+    )?);
+    writes.run(txn).await?;
     Ok(created)
 }
 
@@ -266,11 +266,8 @@ struct Transition {
     script_id: Option<i64>,
 }
 
-async fn log_transition<C: ConnectionTrait>(
-    txn: &C,
-    actor: &Actor,
-    t: Transition,
-) -> AppResult<i64> {
+/// The statement that logs a stage move.
+fn transition_insert(actor: &Actor, t: Transition) -> InsertStatement {
     let Transition {
         opportunity_id,
         from,
@@ -288,10 +285,8 @@ async fn log_transition<C: ConnectionTrait>(
         actor_id: Set(Some(actor.user_id)),
         seconds_in_previous_stage: Set(seconds_in_previous),
         script_id: Set(script_id),
-    }
-    .insert(txn)
-    .await?;
-    Ok(logged.id)
+    };
+    stage_transition::Entity::insert(logged).into_query()
 }
 
 /// The deal to change, if the caller may change it at `need` and named its version.
@@ -453,7 +448,7 @@ async fn try_move(
     let id = wanted.id;
     // First the deal as it is and what the stage scripts decide about the move, outside
     // the write transaction: a script never holds the database's write lock. The
-    // transaction writes only over the deal as read here (see `save_over`), so nothing
+    // transaction writes only over the deal as read here (see `write_over`), so nothing
     // the scripts saw of it can have changed underneath.
     let (moving, stages) = read_moving(&svc.db, id)
         .await?
@@ -503,16 +498,11 @@ async fn try_move(
         StageKind::Won | StageKind::Lost => Some(now),
     });
     let close_date_moved = stage_scripts::set_fields(&mut active, &decision, &target.name)?;
-    let Some(after) = save_over(&txn, active, before, decision.scripts_unchanged()).await? else {
-        // Nothing written: the stage scripts changed since the decision (decide again),
-        // or the deal did (say how).
-        if !decision.still_current(svc, &txn).await? {
-            return Ok(None);
-        }
-        return Err(why_unwritten(&txn, scope, before).await);
-    };
-    let transition_id = log_transition(
-        &txn,
+    let (update, after) = write_over(active, before, decision.scripts_unchanged())?;
+    // Everything the move writes goes to the database in one round trip, the deal's
+    // update last: when it writes nothing, the transaction is rolled back.
+    let mut writes = WriteBatch::new(txn.get_database_backend());
+    writes.push(&transition_insert(
         actor,
         Transition {
             opportunity_id: id,
@@ -522,34 +512,42 @@ async fn try_move(
             seconds_in_previous: Some(seconds_in_previous),
             script_id: decision.script_id,
         },
-    )
-    .await?;
+    ));
     let applied = stage_scripts::apply_move(
         svc,
         &txn,
+        &mut writes,
         &decision,
         &after,
         Some(before.stage_id),
         &target,
-        transition_id,
         now,
         moving.owner.as_ref(),
     )
     .await?;
-    let mut moved = 0;
-    if close_date_moved {
-        moved = stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, now).await?;
-    }
-    audit::record(
-        &txn,
+    writes.push(&audit::entry(
         Some(actor),
         "move_stage",
         "Opportunity",
         id,
         Some(before),
         Some(&after),
-    )
-    .await?;
+    )?);
+    if writes.run_then(&txn, &update).await?.is_empty() {
+        // Nothing written: the stage scripts changed since the decision (decide again),
+        // or the deal did (say how).
+        let why = if decision.still_current(svc, &txn).await? {
+            Some(why_unwritten(&txn, scope, before).await)
+        } else {
+            None
+        };
+        txn.rollback().await?;
+        return why.map_or(Ok(None), Err);
+    }
+    let mut moved = 0;
+    if close_date_moved {
+        moved = stage_scripts::reschedule(&txn, &after, Anchor::ExpectedCloseDate, now).await?;
+    }
     txn.commit().await?;
     if moved > 0 {
         reminders::announce(svc, None).await;
@@ -627,40 +625,36 @@ async fn not_in_pipeline<C: ConnectionTrait>(db: &C, stage_id: i64) -> AppResult
     })
 }
 
-/// Writes `active` over `before`, the deal as read (and permission-checked) before the
-/// transaction, only if it is still exactly that deal (the same version and the same
-/// territory) and `also` holds. Every change to a deal bumps its version except an
-/// account's move to another territory, which its deals follow without one. `None`:
-/// nothing was written.
-async fn save_over<C: ConnectionTrait>(
-    txn: &C,
+/// The update that writes `active` over `before`, the deal as read (and
+/// permission-checked) before the transaction, only if it is still exactly that deal
+/// (the same version and the same territory) and `also` holds; with the deal it writes.
+/// Every change to a deal bumps its version except an account's move to another
+/// territory, which its deals follow without one. The update returns a row when it
+/// wrote, none when it did not.
+fn write_over(
     mut active: opportunity::ActiveModel,
     before: &opportunity::Model,
     also: sea_orm::Condition,
-) -> AppResult<Option<opportunity::Model>> {
+) -> AppResult<(UpdateStatement, opportunity::Model)> {
     active.version = Set(before.version + 1);
     active.updated_at = Set(Utc::now());
     let same_territory = match before.territory_id {
         Some(t) => opportunity::Column::TerritoryId.eq(t),
         None => opportunity::Column::TerritoryId.is_null(),
     };
-    let written = opportunity::Entity::update_many()
+    let mut update = opportunity::Entity::update_many()
         .set(active.clone())
         .filter(opportunity::Column::Id.eq(before.id))
         .filter(opportunity::Column::Version.eq(before.version))
         .filter(same_territory)
         .filter(also)
-        .exec(txn)
-        .await?;
-    if written.rows_affected == 0 {
-        return Ok(None);
-    }
-    sea_orm::TryIntoModel::try_into_model(active)
-        .map(Some)
-        .map_err(AppError::internal)
+        .into_query();
+    update.returning_col(opportunity::Column::Version);
+    let after = sea_orm::TryIntoModel::try_into_model(active).map_err(AppError::internal)?;
+    Ok((update, after))
 }
 
-/// Why [`save_over`] wrote nothing over `before`: the deal is gone, out of the caller's
+/// Why [`write_over`]'s update wrote nothing over `before`: the deal is gone, out of the caller's
 /// reach now, or changed.
 async fn why_unwritten<C: ConnectionTrait>(
     txn: &C,
@@ -1329,6 +1323,20 @@ mod tests {
         names.sort();
         assert_eq!(names, [(5, "Qualify".to_owned()), (6, "Won".to_owned())]);
         assert!(read_moving(&db, 18).await.unwrap().is_none());
+    }
+
+    /// What a move does with [`write_over`]'s update: the deal as written, if it was.
+    async fn save_over(
+        db: &DatabaseConnection,
+        active: opportunity::ActiveModel,
+        before: &opportunity::Model,
+        also: Condition,
+    ) -> AppResult<Option<opportunity::Model>> {
+        let (update, after) = write_over(active, before, also)?;
+        let written = WriteBatch::new(db.get_database_backend())
+            .run_then(db, &update)
+            .await?;
+        Ok((!written.is_empty()).then_some(after))
     }
 
     /// A move writes only over the deal exactly as it was read before its transaction.

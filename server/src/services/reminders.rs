@@ -7,7 +7,7 @@ use accord_entities::territory_membership::AccessLevel;
 use accord_entities::{opportunity, user};
 use accord_workflows::Anchor;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, NotSet, QueryFilter,
     QueryOrder, QueryTrait, Set, Statement,
@@ -392,12 +392,9 @@ pub async fn of_opportunity<C: ConnectionTrait>(
         .await?)
 }
 
-/// Cancels a deal's pending reminders: all of them, or those of one stage.
-pub(crate) async fn cancel_for_deal<C: ConnectionTrait>(
-    txn: &C,
-    deal_id: i64,
-    stage_id: Option<i64>,
-) -> AppResult<()> {
+/// The statement that cancels a deal's pending reminders: all of them, or those of one
+/// stage.
+pub(crate) fn cancel_for_deal(deal_id: i64, stage_id: Option<i64>) -> UpdateStatement {
     reminder::Entity::update_many()
         .col_expr(
             reminder::Column::Status,
@@ -408,9 +405,7 @@ pub(crate) async fn cancel_for_deal<C: ConnectionTrait>(
         .apply_if(stage_id, |q, stage| {
             q.filter(reminder::Column::StageId.eq(stage))
         })
-        .exec(txn)
-        .await?;
-    Ok(())
+        .into_query()
 }
 
 /// Moves a deal's pending reminders that hang on `base`'s anchor to follow its new

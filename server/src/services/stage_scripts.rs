@@ -12,7 +12,9 @@ use accord_entities::stage_script::{self, ScriptStatus};
 use accord_entities::task::{self, TaskKind, TaskStatus};
 use accord_entities::territory_membership::{self as membership, AccessLevel};
 use accord_entities::user::Role;
-use accord_entities::{account, contact, note, opportunity, pipeline, stage_transition, user};
+use accord_entities::{
+    account, contact, note, opportunity, pipeline, reminder, stage_transition, user,
+};
 use accord_workflows::context::{
     AccountView, ActivityView, CommitteeView, ContactRoleView, DealView, ENGAGED_DAYS,
     TransitionView, UserView,
@@ -32,7 +34,7 @@ use sea_orm::{
 use crate::auth::Actor;
 use crate::authz::scope::ReadView;
 use crate::authz::{Action as Permission, Resource, Scope};
-use crate::db::{begin_write, serialize_on};
+use crate::db::{WriteBatch, begin_write, serialize_on};
 use crate::error::{AppError, AppResult};
 use crate::sandbox::{Lane, Run, SandboxError};
 use crate::services::published_scripts::{self, Published, Stamp};
@@ -1022,28 +1024,31 @@ pub struct Applied {
     pub tasks: usize,
 }
 
-/// Stores the reminders, tasks and approval requests of a move, inside its transaction.
-/// Closing a deal also cancels everything its scripts left pending.
+/// Adds to `writes` what a move's scripts store: their reminders, tasks and approval
+/// requests; entering a closed stage also cancels everything the deal's scripts left
+/// pending, and leaving an open one its reminders. `txn` is the move's transaction, for
+/// what the actions need to read (their recipients, the last activity). `deal` is the
+/// deal as the move leaves it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_move<C: ConnectionTrait>(
     svc: &Services,
     txn: &C,
+    writes: &mut WriteBatch,
     decision: &MoveDecision,
     deal: &opportunity::Model,
     left: Option<i64>,
     target: &stage::Model,
-    transition_id: i64,
     now: DateTime<Utc>,
     owner: Option<&user::Model>,
 ) -> AppResult<Applied> {
     let mut applied = Applied::default();
     let mut people = Recipients::knowing(owner);
     if target.kind != StageKind::Open {
-        cancel_pending(txn, deal.id).await?;
+        cancel_pending(writes, deal.id);
     } else if let Some(left) = left {
         // A stage's reminders are moot once the deal leaves it (re-entering schedules
         // them afresh); tasks stay with whoever has to do them.
-        reminders::cancel_for_deal(txn, deal.id, Some(left)).await?;
+        writes.push(&reminders::cancel_for_deal(deal.id, Some(left)));
     }
     let hangs_on_activity = decision.outcomes().any(|o| {
         o.actions.iter().any(|a| match a {
@@ -1065,6 +1070,10 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
     } else {
         None
     };
+    // One insert per table, so the rows keep the order the scripts made them in: the
+    // clauses of PostgreSQL's `WITH` run in no set order.
+    let mut reminder_rows = Vec::new();
+    let mut task_rows = Vec::new();
     let runs = decision
         .exit
         .iter()
@@ -1077,8 +1086,12 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
         );
     for (script_id, stage_id, outcome) in runs {
         for (index, action) in outcome.actions.iter().enumerate() {
+            // The deal's version names the move: every move bumps it, once.
             let key = |user: i64| {
-                format!("script:{script_id}:transition:{transition_id}:action:{index}:user:{user}")
+                format!(
+                    "script:{script_id}:deal:{}:version:{}:action:{index}:user:{user}",
+                    deal.id, deal.version
+                )
             };
             match action {
                 Action::Remind {
@@ -1096,7 +1109,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                         ) else {
                             continue;
                         };
-                        reminders::NewReminder {
+                        let reminder = reminders::NewReminder {
                             recipient_id: user,
                             opportunity_id: Some(deal.id),
                             message: message.clone(),
@@ -1108,10 +1121,8 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                             stage_id: Some(stage_id),
                             channels: reminders::all_channels(),
                             follows_owner: *to == Recipient::Owner,
-                        }
-                        .into_active(now)
-                        .insert(txn)
-                        .await?;
+                        };
+                        reminder_rows.push(reminder.into_active(now));
                         applied.reminders += 1;
                         applied.earliest_reminder =
                             Some(applied.earliest_reminder.map_or(due, |e| e.min(due)));
@@ -1130,8 +1141,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                             now,
                             last_activity,
                         );
-                        insert_task(
-                            txn,
+                        task_rows.push(task_row(
                             TaskKind::Task,
                             user,
                             deal,
@@ -1142,8 +1152,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                             stage_id,
                             now,
                             *assignee == Recipient::Owner,
-                        )
-                        .await?;
+                        ));
                         applied.tasks += 1;
                     }
                 }
@@ -1158,8 +1167,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                     }
                     let title = format!("Approve {}: {reason}", deal.name);
                     for user in approvers {
-                        insert_task(
-                            txn,
+                        task_rows.push(task_row(
                             TaskKind::Approval,
                             user,
                             deal,
@@ -1170,8 +1178,7 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
                             stage_id,
                             now,
                             false,
-                        )
-                        .await?;
+                        ));
                         applied.tasks += 1;
                     }
                 }
@@ -1179,12 +1186,18 @@ pub(crate) async fn apply_move<C: ConnectionTrait>(
             }
         }
     }
+    if !reminder_rows.is_empty() {
+        writes.push(&reminder::Entity::insert_many(reminder_rows).into_query());
+    }
+    if !task_rows.is_empty() {
+        writes.push(&task::Entity::insert_many(task_rows).into_query());
+    }
     Ok(applied)
 }
 
+/// A task a script made, as stored.
 #[allow(clippy::too_many_arguments)]
-async fn insert_task<C: ConnectionTrait>(
-    txn: &C,
+fn task_row(
     kind: TaskKind,
     assignee: i64,
     deal: &opportunity::Model,
@@ -1195,7 +1208,7 @@ async fn insert_task<C: ConnectionTrait>(
     stage_id: i64,
     now: DateTime<Utc>,
     follows_owner: bool,
-) -> AppResult<()> {
+) -> task::ActiveModel {
     task::ActiveModel {
         id: NotSet,
         kind: Set(kind),
@@ -1218,9 +1231,6 @@ async fn insert_task<C: ConnectionTrait>(
         follows_owner: Set(follows_owner),
         ics_uid: Set(None),
     }
-    .insert(txn)
-    .await?;
-    Ok(())
 }
 
 /// The moment an anchor names for a deal. Expected close dates count from 09:00 UTC.
@@ -1357,17 +1367,18 @@ async fn named_recipients<C: ConnectionTrait>(
     })
 }
 
-/// Cancels the pending reminders and open tasks of a deal (it closed, or was deleted).
-pub(crate) async fn cancel_pending<C: ConnectionTrait>(txn: &C, deal_id: i64) -> AppResult<()> {
-    reminders::cancel_for_deal(txn, deal_id, None).await?;
-    task::Entity::update_many()
-        .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled))
-        .filter(task::Column::OpportunityId.eq(deal_id))
-        .filter(task::Column::Status.eq(TaskStatus::Open))
-        .filter(task::Column::ScriptId.is_not_null())
-        .exec(txn)
-        .await?;
-    Ok(())
+/// Adds to `writes` the cancelling of a deal's pending reminders and the open tasks its
+/// scripts made (it closed).
+fn cancel_pending(writes: &mut WriteBatch, deal_id: i64) {
+    writes.push(&reminders::cancel_for_deal(deal_id, None));
+    writes.push(
+        &task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled))
+            .filter(task::Column::OpportunityId.eq(deal_id))
+            .filter(task::Column::Status.eq(TaskStatus::Open))
+            .filter(task::Column::ScriptId.is_not_null())
+            .into_query(),
+    );
 }
 
 /// A deal changed hands: the pending reminders and open tasks its scripts addressed to
