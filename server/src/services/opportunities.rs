@@ -14,8 +14,8 @@ use sea_orm::sea_query::{
     Alias, Asterisk, Expr, InsertStatement, Order, Query, SelectStatement, UpdateStatement,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, PaginatorTrait,
-    QueryFilter, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    NotSet, PaginatorTrait, QueryFilter, Select, Set,
 };
 
 use crate::auth::Actor;
@@ -39,7 +39,7 @@ use crate::services::{
     Patch, Services, audit, gate_opportunity, stage_scripts, territories, update_if_version,
 };
 use accord_entities::territory_membership::AccessLevel;
-use sea_orm::{DbBackend, QueryTrait};
+use sea_orm::QueryTrait;
 
 #[derive(Debug, Clone)]
 pub struct NewOpportunity {
@@ -439,18 +439,55 @@ struct WantedMove {
 
 /// One attempt at a move: `None` when the stage scripts changed between deciding and
 /// writing (nothing was written).
+///
+/// The deal is read and the scripts decide before anything is written. On SQLite that
+/// happens before the write transaction begins: `BEGIN IMMEDIATE` takes the database's
+/// write lock, and a script never holds it. On PostgreSQL the whole move runs in its
+/// transaction, on one connection: a transaction takes no lock there until the move's
+/// update, and each checkout of a pooled connection costs a round trip when it is
+/// returned (sqlx tests it).
 async fn try_move(
     svc: &Services,
     actor: &Actor,
     scope: &Arc<Scope>,
     wanted: &WantedMove,
 ) -> AppResult<Option<opportunity::Model>> {
-    let id = wanted.id;
-    // First the deal as it is and what the stage scripts decide about the move, outside
-    // the write transaction: a script never holds the database's write lock. The
-    // transaction writes only over the deal as read here (see `write_over`), so nothing
-    // the scripts saw of it can have changed underneath.
-    let (moving, stages) = read_moving(&svc.db, id)
+    if svc.db.get_database_backend() == DbBackend::Postgres {
+        let txn = begin_write(&svc.db).await?;
+        return match decide(svc, &txn, scope, wanted).await {
+            Ok(Some(decided)) => write_move(svc, txn, actor, scope, wanted, decided).await,
+            undecided => {
+                txn.rollback().await?;
+                undecided.map(|_| None)
+            }
+        };
+    }
+    let Some(decided) = decide(svc, &svc.db, scope, wanted).await? else {
+        return Ok(None);
+    };
+    let txn = begin_write(&svc.db).await?;
+    write_move(svc, txn, actor, scope, wanted, decided).await
+}
+
+/// A move the stage scripts allowed, about to be written.
+struct Decided {
+    moving: stage_scripts::Parties,
+    target: stage::Model,
+    decision: stage_scripts::MoveDecision,
+    now: DateTime<Utc>,
+}
+
+/// Reads the deal as it is (through `db`) and has the stage scripts decide about the
+/// move. The move writes only over the deal as read here (see `write_over`), so nothing
+/// the scripts saw of it can have changed underneath. `None`: the scripts changed
+/// while they were deciding.
+async fn decide<C: ConnectionTrait>(
+    svc: &Services,
+    db: &C,
+    scope: &Arc<Scope>,
+    wanted: &WantedMove,
+) -> AppResult<Option<Decided>> {
+    let (moving, stages) = read_moving(db, wanted.id)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
     let before = &moving.deal;
@@ -460,7 +497,7 @@ async fn try_move(
     }
     let target = match stages.get(&wanted.stage_id) {
         Some(stage) => stage.clone(),
-        None => return Err(not_in_pipeline(&svc.db, wanted.stage_id).await?),
+        None => return Err(not_in_pipeline(db, wanted.stage_id).await?),
     };
     if target.id == before.stage_id {
         return Err(AppError::validation(
@@ -481,13 +518,35 @@ async fn try_move(
         ));
     }
     let now = Utc::now();
-    let Some(decision) =
-        stage_scripts::decide_move(svc, scope.clone(), &moving, &stages, &target, now).await?
-    else {
-        return Ok(None);
-    };
+    let decision =
+        stage_scripts::decide_move(svc, db, scope.clone(), &moving, &stages, &target, now).await?;
+    Ok(decision.map(|decision| Decided {
+        moving,
+        target,
+        decision,
+        now,
+    }))
+}
 
-    let txn = begin_write(&svc.db).await?;
+/// Writes a decided move in `txn` and commits: the deal's stage and version, the
+/// transition log, what the scripts do, the audit entry. `None`: the stage scripts
+/// changed since the decision (nothing was written).
+async fn write_move(
+    svc: &Services,
+    txn: DatabaseTransaction,
+    actor: &Actor,
+    scope: &Arc<Scope>,
+    wanted: &WantedMove,
+    decided: Decided,
+) -> AppResult<Option<opportunity::Model>> {
+    let Decided {
+        moving,
+        target,
+        decision,
+        now,
+    } = decided;
+    let before = &moving.deal;
+    let id = before.id;
     let seconds_in_previous = (now - before.stage_entered_at).num_seconds().max(0);
     let mut active: opportunity::ActiveModel = before.clone().into();
     active.stage_id = Set(target.id);
