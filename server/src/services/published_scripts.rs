@@ -229,20 +229,18 @@ pub async fn stamps<C: ConnectionTrait>(db: &C, stage_ids: &[i64]) -> AppResult<
 
 /// A condition, for the move's own `UPDATE`, that holds while the scripts published
 /// for the stages of `ran_on` are exactly those (and run by the same publishers, in
-/// the same role and state): as many scripts are published for those stages as
-/// `ran_on` names, and that many of them match a stamp. The transaction re-checks the
-/// decision without a statement of its own; when the update writes nothing,
-/// [`stamps`] tells whether this is why.
+/// the same role and state). The transaction re-checks the decision without a
+/// statement of its own; when the update writes nothing, [`stamps`] tells whether this
+/// is why.
+///
+/// One subquery tallies the scripts published for those stages now: 1 for each that
+/// matches a stamp, one more than the number of stages for each that does not. The
+/// tally equals the number of scripts `ran_on` names only when every published script
+/// matches a stamp and there are that many of them (a stage has at most one published
+/// script), since a single mismatch already exceeds it.
 pub fn unchanged(ran_on: &[Stamp]) -> Condition {
     let stages: Vec<i64> = ran_on.iter().map(|s| s.stage_id).collect();
-    let count = || Expr::col((stage_script::Entity, stage_script::Column::Id)).count();
-    let mut published = published_joined(&stages);
-    published.expr(count());
     let expected: Vec<&Stamp> = ran_on.iter().filter(|s| s.script_id.is_some()).collect();
-    let published_now = Expr::from(published).eq(expected.len() as i64);
-    if expected.is_empty() {
-        return Condition::all().add(published_now);
-    }
     let mut same = Condition::any();
     for stamp in &expected {
         let mut matches = Condition::all()
@@ -257,11 +255,15 @@ pub fn unchanged(ran_on: &[Stamp]) -> Condition {
         };
         same = same.add(matches);
     }
-    let mut matching = published_joined(&stages);
-    matching.expr(count()).cond_where(same);
-    Condition::all()
-        .add(published_now)
-        .add(Expr::from(matching).eq(expected.len() as i64))
+    // An empty `any` condition is false: with no stamp to match, every row mismatches.
+    let mismatch = stages.len() as i64 + 1;
+    let per_script = Expr::case(same, Expr::val(1i64)).finally(Expr::val(mismatch));
+    let mut tally = published_joined(&stages);
+    tally.expr(Func::coalesce([
+        Expr::from(Func::sum(per_script)),
+        Expr::val(0i64),
+    ]));
+    Condition::all().add(Expr::from(tally).eq(expected.len() as i64))
 }
 
 /// `stage_scripts` published for `stage_ids`, joined with the user each runs as (its
@@ -298,4 +300,132 @@ fn read_publisher(r: &mut Reader<'_>) -> AppResult<Option<Publisher>> {
         (Some(id), Some(role), Some(active)) => Some(Publisher { id, role, active }),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use sea_orm::{Database, DatabaseConnection};
+
+    /// Stages 5 and 6; script 1 published on 5 by user 7 (a manager), script 2 a draft
+    /// on 6.
+    async fn two_stages() -> DatabaseConnection {
+        use accord_migration::MigratorTrait;
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        accord_migration::Migrator::up(&db, None).await.unwrap();
+        for sql in [
+            "INSERT INTO users (id, email, display_name, role, password_hash, active, created_at, updated_at) \
+             VALUES (7, 'm@example.com', 'Max', 'sales_manager', NULL, 1, '2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z')",
+            "INSERT INTO pipelines (id, name, created_at, updated_at, version) VALUES (3, 'P', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 1)",
+            "INSERT INTO stages (id, pipeline_id, name, position, probability, kind) VALUES \
+             (5, 3, 'Qualify', 0, 10, 'open'), (6, 3, 'Proposal', 1, 50, 'open')",
+            "INSERT INTO stage_scripts (id, stage_id, version, source, status, author_id, created_at, published_at, published_by) VALUES \
+             (1, 5, 1, 'checklist(\"a\");', 'published', 7, '2026-01-03T00:00:00Z', '2026-01-03T00:00:00Z', 7), \
+             (2, 6, 1, 'checklist(\"b\");', 'draft', 7, '2026-01-03T00:00:00Z', NULL, NULL)",
+        ] {
+            db.execute_unprepared(sql).await.expect(sql);
+        }
+        db
+    }
+
+    async fn holds(db: &DatabaseConnection, ran_on: &[Stamp]) -> bool {
+        let mut probe = Query::select();
+        probe.expr(Expr::val(1)).cond_where(unchanged(ran_on));
+        db.query_one(&probe).await.unwrap().is_some()
+    }
+
+    fn stamp(stage_id: i64, script_id: Option<i64>, role: Role, active: bool) -> Stamp {
+        Stamp {
+            stage_id,
+            script_id,
+            publisher: script_id.map(|_| Publisher {
+                id: 7,
+                role,
+                active,
+            }),
+        }
+    }
+
+    /// The move's re-check holds exactly while the scripts and their publishers are
+    /// those the decision ran on.
+    #[tokio::test]
+    async fn unchanged_holds_only_for_the_scripts_a_move_was_decided_on() {
+        let db = two_stages().await;
+        let manager = Role::SalesManager;
+        let as_decided = [
+            stamp(5, Some(1), manager, true),
+            stamp(6, None, manager, true),
+        ];
+        assert!(holds(&db, &as_decided).await);
+        assert_eq!(stamps(&db, &[5, 6]).await.unwrap(), as_decided);
+        // Decided on another script, on no script, or with the publisher in another
+        // role or state.
+        assert!(
+            !holds(
+                &db,
+                &[
+                    stamp(5, Some(9), manager, true),
+                    stamp(6, None, manager, true)
+                ]
+            )
+            .await
+        );
+        assert!(
+            !holds(
+                &db,
+                &[stamp(5, None, manager, true), stamp(6, None, manager, true)]
+            )
+            .await
+        );
+        assert!(
+            !holds(
+                &db,
+                &[
+                    stamp(5, Some(1), Role::Admin, true),
+                    stamp(6, None, manager, true)
+                ]
+            )
+            .await
+        );
+        assert!(
+            !holds(
+                &db,
+                &[
+                    stamp(5, Some(1), manager, false),
+                    stamp(6, None, manager, true)
+                ]
+            )
+            .await
+        );
+        // A script published since on the other stage.
+        db.execute_unprepared(
+            "UPDATE stage_scripts SET status = 'published', published_by = 7 WHERE id = 2",
+        )
+        .await
+        .unwrap();
+        assert!(!holds(&db, &as_decided).await);
+        assert!(
+            holds(
+                &db,
+                &[
+                    stamp(5, Some(1), manager, true),
+                    stamp(6, Some(2), manager, true)
+                ]
+            )
+            .await
+        );
+        // Both archived: holds for a move decided on no scripts only.
+        db.execute_unprepared("UPDATE stage_scripts SET status = 'archived'")
+            .await
+            .unwrap();
+        assert!(!holds(&db, &as_decided).await);
+        assert!(
+            holds(
+                &db,
+                &[stamp(5, None, manager, true), stamp(6, None, manager, true)]
+            )
+            .await
+        );
+    }
 }

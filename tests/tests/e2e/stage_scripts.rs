@@ -1193,6 +1193,10 @@ async fn concurrent_moves_of_one_deal_write_exactly_one() {
     assert_eq!(o["version"], 2, "{v:#}");
     assert_eq!(o["stageHistory"].as_array().unwrap().len(), 2, "{v:#}");
     assert_eq!(o["reminders"], json!([{ "message": "Call them" }]), "{v:#}");
-    assert_eq!(o["tasks"], json!([{ "title": "Send the proposal" }]), "{v:#}");
+    assert_eq!(
+        o["tasks"],
+        json!([{ "title": "Send the proposal" }]),
+        "{v:#}"
+    );
     assert_eq!(data(&v)["auditLog"]["totalCount"], 2, "{v:#}");
 }
