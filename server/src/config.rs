@@ -181,8 +181,10 @@ impl Limits {
 /// A move waits for a worker of its lane. Workers run at a lower CPU priority, so on a
 /// busy machine each exchange also waits for the worker to be scheduled; with a single
 /// worker that wait serialized every move (the stage-move benchmark on PostgreSQL at 8
-/// clients gained 10 to 25% from a second worker). More than one per core buys nothing,
-/// and the count bounds the CPU scripts can take at once.
+/// clients gained 10 to 25% from a second worker). More than one per core buys nothing.
+/// There are two lanes, so up to twice this many worker processes exist, each holding
+/// at most the script memory limit while it evaluates; the count per lane bounds the
+/// CPU that lane's scripts can take at once.
 pub fn default_script_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(2, usize::from)

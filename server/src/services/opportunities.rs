@@ -14,8 +14,8 @@ use sea_orm::sea_query::{
     Alias, Asterisk, Expr, InsertStatement, Order, Query, SelectStatement, UpdateStatement,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    NotSet, PaginatorTrait, QueryFilter, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet,
+    PaginatorTrait, QueryFilter, Select, Set,
 };
 
 use crate::auth::Actor;
@@ -39,7 +39,7 @@ use crate::services::{
     Patch, Services, audit, gate_opportunity, stage_scripts, territories, update_if_version,
 };
 use accord_entities::territory_membership::AccessLevel;
-use sea_orm::QueryTrait;
+use sea_orm::{DbBackend, QueryTrait};
 
 #[derive(Debug, Clone)]
 pub struct NewOpportunity {
@@ -440,29 +440,17 @@ struct WantedMove {
 /// One attempt at a move: `None` when the stage scripts changed between deciding and
 /// writing (nothing was written).
 ///
-/// The deal is read and the scripts decide before anything is written. On SQLite that
-/// happens before the write transaction begins: `BEGIN IMMEDIATE` takes the database's
-/// write lock, and a script never holds it. On PostgreSQL the whole move runs in its
-/// transaction, on one connection: a transaction takes no lock there until the move's
-/// update, and each checkout of a pooled connection costs a round trip when it is
-/// returned (sqlx tests it).
+/// The deal is read and the scripts decide before the write transaction begins: on
+/// SQLite `BEGIN IMMEDIATE` takes the database's write lock, which a script never
+/// holds, and on either backend a move waiting for a script worker holds no pooled
+/// connection.
 async fn try_move(
     svc: &Services,
     actor: &Actor,
     scope: &Arc<Scope>,
     wanted: &WantedMove,
 ) -> AppResult<Option<opportunity::Model>> {
-    if svc.db.get_database_backend() == DbBackend::Postgres {
-        let txn = begin_write(&svc.db).await?;
-        return match decide(svc, &txn, scope, wanted).await {
-            Ok(Some(decided)) => write_move(svc, txn, actor, scope, wanted, decided).await,
-            undecided => {
-                txn.rollback().await?;
-                undecided.map(|_| None)
-            }
-        };
-    }
-    let Some(decided) = decide(svc, &svc.db, scope, wanted).await? else {
+    let Some(decided) = decide(svc, scope, wanted).await? else {
         return Ok(None);
     };
     let txn = begin_write(&svc.db).await?;
@@ -477,16 +465,15 @@ struct Decided {
     now: DateTime<Utc>,
 }
 
-/// Reads the deal as it is (through `db`) and has the stage scripts decide about the
-/// move. The move writes only over the deal as read here (see `write_over`), so nothing
+/// Reads the deal as it is and has the stage scripts decide about the move. The move writes only over the deal as read here (see `write_over`), so nothing
 /// the scripts saw of it can have changed underneath. `None`: the scripts changed
 /// while they were deciding.
-async fn decide<C: ConnectionTrait>(
+async fn decide(
     svc: &Services,
-    db: &C,
     scope: &Arc<Scope>,
     wanted: &WantedMove,
 ) -> AppResult<Option<Decided>> {
+    let db = &svc.db;
     let (moving, stages) = read_moving(db, wanted.id)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
@@ -592,7 +579,27 @@ async fn write_move(
         Some(before),
         Some(&after),
     )?);
-    if writes.run_then(&txn, &update).await?.is_empty() {
+    let written = match writes.run_then(&txn, &update).await {
+        Ok(rows) => !rows.is_empty(),
+        Err(failed) => {
+            // A write failed before the deal's update could tell that the deal had
+            // changed: a concurrent move of it from the same version wrote the same
+            // reminder keys, or it was deleted (its rows' foreign keys). Say so if it
+            // did; otherwise the failure stands. PostgreSQL has aborted the
+            // transaction, so the reasons are read after the rollback.
+            txn.rollback().await?;
+            if !decision.still_current(svc, &svc.db).await? {
+                return Ok(None);
+            }
+            return Err(
+                match load_for_write(&svc.db, scope, AccessLevel::Edit, id, before.version).await {
+                    Err(why) => why,
+                    Ok(_) => failed.into(),
+                },
+            );
+        }
+    };
+    if !written {
         // Nothing written: the stage scripts changed since the decision (decide again),
         // or the deal did (say how).
         let why = if decision.still_current(svc, &txn).await? {
