@@ -1029,13 +1029,7 @@ async fn a_script_published_on_another_instance_guards_the_next_move_here() {
     // The first attempt, decided without the script, wrote its transition, audit entry
     // and the rest before its update found the script changed; all of it was rolled
     // back, and only the second attempt's writes are there.
-    let v = one
-        .gql(
-            Some(&f.token),
-            "query($id: ID!) { opportunity(id: $id) { version stageHistory { script } tasks { id } } auditLog(filter: {entityId: $id}) { totalCount } }",
-            json!({ "id": opp }),
-        )
-        .await;
+    let v = written_for(&one, &f.token, &opp).await;
     let o = &data(&v)["opportunity"];
     assert_eq!(o["version"], 2, "{v:#}");
     assert_eq!(o["stageHistory"].as_array().unwrap().len(), 2, "{v:#}");
@@ -1200,13 +1194,7 @@ async fn concurrent_moves_of_one_deal_write_exactly_one() {
             })
             .count();
         assert_eq!((winners, stale), (1, 7), "{results:#?}");
-        let v = server
-            .gql(
-                Some(&f.token),
-                "query($id: ID!) { opportunity(id: $id) { version stageHistory { script } reminders { message } tasks { title } } auditLog(filter: {entityId: $id}) { totalCount } }",
-                json!({ "id": opp }),
-            )
-            .await;
+        let v = written_for(&server, &f.token, &opp).await;
         let o = &data(&v)["opportunity"];
         assert_eq!(o["version"], 2, "{v:#}");
         assert_eq!(o["stageHistory"].as_array().unwrap().len(), 2, "{v:#}");
@@ -1218,4 +1206,16 @@ async fn concurrent_moves_of_one_deal_write_exactly_one() {
         );
         assert_eq!(data(&v)["auditLog"]["totalCount"], 2, "{v:#}");
     }
+}
+
+/// What a deal's moves have left: its version, stage history, reminders and tasks, and
+/// how many audit entries it has.
+async fn written_for(server: &TestServer, token: &str, opp: &str) -> Value {
+    server
+        .gql(
+            Some(token),
+            "query($id: ID!) { opportunity(id: $id) { version stageHistory { script } reminders { message } tasks { title } } auditLog(filter: {entityId: $id}) { totalCount } }",
+            json!({ "id": opp }),
+        )
+        .await
 }
