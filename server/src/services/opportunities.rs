@@ -465,9 +465,10 @@ struct Decided {
     now: DateTime<Utc>,
 }
 
-/// Reads the deal as it is and has the stage scripts decide about the move. The move writes only over the deal as read here (see `write_over`), so nothing
-/// the scripts saw of it can have changed underneath. `None`: the scripts changed
-/// while they were deciding.
+/// Reads the deal as it is and has the stage scripts decide about the move. The move
+/// writes only over the deal as read here (see `write_over`), so nothing the scripts
+/// saw of it can have changed underneath. `None`: the scripts changed while they were
+/// deciding.
 async fn decide(
     svc: &Services,
     scope: &Arc<Scope>,
@@ -506,7 +507,7 @@ async fn decide(
     }
     let now = Utc::now();
     let decision =
-        stage_scripts::decide_move(svc, db, scope.clone(), &moving, &stages, &target, now).await?;
+        stage_scripts::decide_move(svc, scope.clone(), &moving, &stages, &target, now).await?;
     Ok(decision.map(|decision| Decided {
         moving,
         target,
@@ -720,8 +721,8 @@ fn write_over(
     Ok((update, after))
 }
 
-/// Why [`write_over`]'s update wrote nothing over `before`: the deal is gone, out of the caller's
-/// reach now, or changed.
+/// Why [`write_over`]'s update wrote nothing over `before`: the deal is gone, out of the
+/// caller's reach now, or changed.
 async fn why_unwritten<C: ConnectionTrait>(
     txn: &C,
     scope: &Scope,

@@ -650,9 +650,8 @@ pub struct MoveDecision {
 /// another instance): the cache has forgotten them and the move must be decided again.
 /// A decision to go ahead is checked by the move's update ([`MoveDecision::scripts_unchanged`]);
 /// a refusal is checked here before it is answered.
-pub(crate) async fn decide_move<C: ConnectionTrait>(
+pub(crate) async fn decide_move(
     svc: &Services,
-    db: &C,
     mover: Arc<Scope>,
     moving: &Parties,
     names: &Stages,
@@ -660,7 +659,7 @@ pub(crate) async fn decide_move<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> AppResult<Option<MoveDecision>> {
     let stages = [moving.deal.stage_id, target.id];
-    let mut scripts = svc.scripts.of(db, &stages).await?;
+    let mut scripts = svc.scripts.of(&svc.db, &stages).await?;
     let entering = scripts
         .iter()
         .position(|s| s.script.stage_id == target.id)
@@ -671,7 +670,7 @@ pub(crate) async fn decide_move<C: ConnectionTrait>(
         Stamp::of(target.id, entering.as_deref()),
     ];
     let scripts = MoveScripts { entering, leaving };
-    match run_move_scripts(svc, db, mover, moving, names, target, now, scripts).await {
+    match run_move_scripts(svc, mover, moving, names, target, now, scripts).await {
         Ok((enter, exit)) => Ok(Some(MoveDecision {
             script_id: ran_on[1].script_id,
             enter,
@@ -679,7 +678,7 @@ pub(crate) async fn decide_move<C: ConnectionTrait>(
             ran_on,
         })),
         Err(refusal @ (AppError::GuardDenied { .. } | AppError::ScriptFailed { .. })) => {
-            if !svc.scripts.still(db, &ran_on).await? {
+            if !svc.scripts.still(&svc.db, &ran_on).await? {
                 return Ok(None);
             }
             Err(refusal)
@@ -696,10 +695,8 @@ struct MoveScripts {
 
 /// Runs a move's scripts in one exchange with the sandbox: the entry outcome, and the
 /// exit outcome with its script. The entering stage's failure or denial comes first.
-#[allow(clippy::too_many_arguments)]
-async fn run_move_scripts<C: ConnectionTrait>(
+async fn run_move_scripts(
     svc: &Services,
-    db: &C,
     mover: Arc<Scope>,
     moving: &Parties,
     names: &Stages,
@@ -717,7 +714,9 @@ async fn run_move_scripts<C: ConnectionTrait>(
     if let Some(script) = &entering {
         let from = stage_name(names, deal.stage_id);
         let event = (Event::Enter, target.name.as_str(), from);
-        runs.push(ScriptRun::new(svc, db, &mut views, script, moving, names, event, now).await?);
+        runs.push(
+            ScriptRun::new(svc, &svc.db, &mut views, script, moving, names, event, now).await?,
+        );
     }
     // The leaving script's own failure to start (its publisher is gone) comes after
     // whatever the entering one answers, as if they ran one after the other.
@@ -729,7 +728,7 @@ async fn run_move_scripts<C: ConnectionTrait>(
             leaving_name.as_str(),
             Some(leaving_name.clone()),
         );
-        match ScriptRun::new(svc, db, &mut views, script, moving, names, event, now).await {
+        match ScriptRun::new(svc, &svc.db, &mut views, script, moving, names, event, now).await {
             Ok(run) => runs.push(run),
             Err(failed @ AppError::ScriptFailed { .. }) => leaving_failed = Some(failed),
             Err(other) => return Err(other),
