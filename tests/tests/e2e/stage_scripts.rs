@@ -12,6 +12,9 @@ const PUBLISH: &str =
     "mutation($id: ID!) { publishStageScript(id: $id) { script { id version status } } }";
 const MOVE: &str = "mutation($i: MoveOpportunityStageInput!) { moveOpportunityStage(input: $i) { opportunity { version stage { name } stageHistory { script } reminders { message dueAt anchor status idempotencyKey recipient { email } } tasks { kind title status assignee { email } } } } }";
 
+/// On entry: a reminder and a task for the owner.
+const CALL_AND_PROPOSE: &str = "if event == \"enter\" { remind(\"owner\", after_days(1), \"Call them\"); \
+    task(\"owner\", \"Send the proposal\", after_days(2)); }";
 const NEGOTIATION: &str = r#"
 require(has_role("economic_buyer"), "an economic buyer among the contact roles");
 checklist("Agree the mutual close plan");
@@ -1048,14 +1051,7 @@ async fn script_reminders_and_tasks_for_the_owner_follow_the_deal_to_a_new_owner
     let v = server.gql(Some(&heir), "{ me { id } }", json!({})).await;
     let heir_id = data(&v)["me"]["id"].as_str().unwrap().to_owned();
     let (opp, _) = server.create_opportunity(&f, "Handover", "900").await;
-    publish_new(
-        &server,
-        &f.token,
-        &f.stages[1],
-        "if event == \"enter\" { remind(\"owner\", after_days(1), \"Call them\"); \
-         task(\"owner\", \"Send the proposal\", after_days(2)); }",
-    )
-    .await;
+    publish_new(&server, &f.token, &f.stages[1], CALL_AND_PROPOSE).await;
     let v = move_deal(&server, &f.token, &opp, 1, &f.stages[1]).await;
     data(&v);
     let v = server
@@ -1160,14 +1156,7 @@ async fn script_reminders_and_tasks_for_the_owner_follow_the_deal_to_a_new_owner
 async fn concurrent_moves_of_one_deal_write_exactly_one() {
     let server = TestServer::start().await;
     let f = server.fixture().await;
-    publish_new(
-        &server,
-        &f.token,
-        &f.stages[1],
-        "if event == \"enter\" { remind(\"owner\", after_days(1), \"Call them\"); \
-         task(\"owner\", \"Send the proposal\", after_days(2)); }",
-    )
-    .await;
+    publish_new(&server, &f.token, &f.stages[1], CALL_AND_PROPOSE).await;
     publish_new(
         &server,
         &f.token,
