@@ -369,34 +369,24 @@ mod tests {
         ] {
             assert!(!holds(&db, &[first, as_decided[1]]).await, "{first:?}");
         }
-        // A script published since on the other stage.
-        db.execute_unprepared(
-            "UPDATE stage_scripts SET status = 'published', published_by = 7 WHERE id = 2",
-        )
-        .await
-        .unwrap();
-        assert!(!holds(&db, &as_decided).await);
-        assert!(
-            holds(
-                &db,
-                &[
+        // A script published since on the other stage; then both archived. Each time
+        // the decision no longer holds, and one made on what is there now does.
+        for (change, now) in [
+            (
+                "UPDATE stage_scripts SET status = 'published', published_by = 7 WHERE id = 2",
+                [
                     stamp(5, Some(1), manager, true),
-                    stamp(6, Some(2), manager, true)
-                ]
-            )
-            .await
-        );
-        // Both archived: holds for a move decided on no scripts only.
-        db.execute_unprepared("UPDATE stage_scripts SET status = 'archived'")
-            .await
-            .unwrap();
-        assert!(!holds(&db, &as_decided).await);
-        assert!(
-            holds(
-                &db,
-                &[stamp(5, None, manager, true), stamp(6, None, manager, true)]
-            )
-            .await
-        );
+                    stamp(6, Some(2), manager, true),
+                ],
+            ),
+            (
+                "UPDATE stage_scripts SET status = 'archived'",
+                [stamp(5, None, manager, true), stamp(6, None, manager, true)],
+            ),
+        ] {
+            db.execute_unprepared(change).await.unwrap();
+            assert!(!holds(&db, &as_decided).await, "{change}");
+            assert!(holds(&db, &now).await, "{change}");
+        }
     }
 }
